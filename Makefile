@@ -1,0 +1,30 @@
+# sysbox-py: the README's commands.  Every target is idempotent: a second run reuses what the
+# first installed and built, and says so.
+VENV ?= $(CURDIR)/.venv
+IMAGE_CACHE ?= /var/cache/sysbox-images
+export VENV IMAGE_CACHE
+
+.PHONY: demo test setup deps venv images unit bench clean
+
+demo: setup            ## set up, then boot the demo container
+	$(VENV)/bin/sysbox demo --cache $(IMAGE_CACHE)
+
+test: setup            ## set up, then run the whole suite
+	scripts/test.sh
+
+setup: deps venv images
+
+deps:                  ## Debian packages (apt)
+	scripts/setup.sh deps
+
+venv:                  ## .venv with the project installed (editable) and its test extras
+	scripts/setup.sh venv
+
+images:                ## local test images under $(IMAGE_CACHE)
+	scripts/setup.sh images
+
+unit: venv             ## only the fast unit tests
+	$(VENV)/bin/pytest -q tests
+
+clean:                 ## remove the venv (images stay cached)
+	rm -rf $(VENV) .pytest_cache

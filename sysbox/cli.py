@@ -1,0 +1,125 @@
+"""`sysbox`: the umbrella command (doctor, image, mgr, demo, version)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sysbox import __version__
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from sysbox import doctor
+
+    checks = doctor.run_checks(args.path or None)
+    if args.json:
+        print(json.dumps([{**c.__dict__, "status": c.status} for c in checks], indent=1))
+    else:
+        print(doctor.render(checks))
+    return 1 if any(not c.ok and c.required for c in checks) else 0
+
+
+def _cmd_image_build(args: argparse.Namespace) -> int:
+    from sysbox import images
+
+    for name in args.names:
+        meta = images.build(name, cache=args.cache, mirror=args.mirror, force=args.force)
+        print(f"{name}: rootfs {meta['rootfs']}  tarball {meta['tarball']}")
+    return 0
+
+
+def _cmd_image_list(args: argparse.Namespace) -> int:
+    from sysbox import images
+
+    for name in sorted(images.BUILDERS):
+        meta = images.cached(name, args.cache)
+        print(f"{name:<16} " + (f"built {meta['built']}  {meta['rootfs']}" if meta else "not built"))
+    return 0
+
+
+def _cmd_image_path(args: argparse.Namespace) -> int:
+    from sysbox import images
+    from sysbox.errors import SysboxError
+
+    meta = images.cached(args.name, args.cache)
+    if not meta:
+        raise SysboxError(f"image {args.name} is not built; run: sysbox image build {args.name}")
+    print(meta["tarball" if args.tarball else "rootfs"])
+    return 0
+
+
+def _cmd_mgr_status(args: argparse.Namespace) -> int:
+    from sysbox.mgr import client
+
+    status = client.Client(args.socket).call("status")
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return 0
+    print(client.render_status(status))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sysbox import demo
+
+    return demo.run(cache=args.cache)
+
+
+def parser() -> argparse.ArgumentParser:
+    from sysbox.images import DEFAULT_CACHE, DEFAULT_MIRROR
+    from sysbox.mgr.protocol import DEFAULT_SOCKET
+
+    p = argparse.ArgumentParser(prog="sysbox", description="System containers: tools around sysbox-runc.")
+    p.add_argument("--version", action="version", version=f"sysbox {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("doctor", help="check that this host can run system containers")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.add_argument("--path", action="append", help="check idmapped mounts on this path (repeatable)")
+    d.set_defaults(func=_cmd_doctor)
+
+    img = sub.add_parser("image", help="build and locate local test images").add_subparsers(dest="icmd", required=True)
+    b = img.add_parser("build", help="build images (busybox, debian-systemd) into the cache")
+    b.add_argument("names", nargs="+", metavar="NAME")
+    b.add_argument("--cache", default=DEFAULT_CACHE, help=f"cache directory (default {DEFAULT_CACHE})")
+    b.add_argument("--mirror", default=DEFAULT_MIRROR, help=f"Debian mirror (default {DEFAULT_MIRROR})")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached")
+    b.set_defaults(func=_cmd_image_build)
+    ls = img.add_parser("list", help="list images and whether they are built")
+    ls.add_argument("--cache", default=DEFAULT_CACHE)
+    ls.set_defaults(func=_cmd_image_list)
+    pa = img.add_parser("path", help="print an image's rootfs (or --tarball) path")
+    pa.add_argument("name")
+    pa.add_argument("--tarball", action="store_true")
+    pa.add_argument("--cache", default=DEFAULT_CACHE)
+    pa.set_defaults(func=_cmd_image_path)
+
+    mgr = sub.add_parser("mgr", help="talk to sysbox-mgr").add_subparsers(dest="mcmd", required=True)
+    st = mgr.add_parser("status", help="containers, their id ranges and special dirs")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--socket", default=DEFAULT_SOCKET, help=f"manager socket (default {DEFAULT_SOCKET})")
+    st.set_defaults(func=_cmd_mgr_status)
+
+    dm = sub.add_parser("demo", help="run the demo container (what `make demo` shows)")
+    dm.add_argument("--cache", default=DEFAULT_CACHE)
+    dm.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as e:  # noqa: BLE001 - expected errors become one line, bugs keep tracebacks
+        from sysbox.errors import describe
+
+        msg = describe(e)
+        if msg is None:
+            raise
+        print(f"sysbox: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Local test images, since no registry is reachable: busybox and debian-systemd.
+
+Each image is cached as <cache>/<name>/rootfs (an OCI bundle rootfs), <cache>/<name>/<name>.tar
+(a tarball `docker import` accepts) and <cache>/<name>/image.json (what was built, from which
+recipe).  A build goes to a temporary directory and is renamed into place only when complete,
+so an interrupted build never leaves a half image that a later run would reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Callable
+
+from sysbox.errors import SysboxError
+
+DEFAULT_CACHE = "/var/cache/sysbox-images"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+# Fixed timestamp for files and tar members: two builds of busybox give the same tarball.
+EPOCH = 1700000000
+DEBIAN_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "procps", "docker.io",
+                   "containerd", "runc", "iptables", "ca-certificates", "kmod", "less"]
+# Bump when a recipe changes, so cached images built by an older recipe are rebuilt.
+RECIPES = {"busybox": 2, "debian-systemd": 1}
+
+
+def say(msg: str) -> None:
+    print(f"[image] {msg}", file=sys.stderr, flush=True)
+
+
+def image_dir(name: str, cache: str = DEFAULT_CACHE) -> str:
+    return os.path.join(cache, name)
+
+
+def cached(name: str, cache: str = DEFAULT_CACHE) -> dict | None:
+    """The image.json of a complete build by the current recipe, else None."""
+    try:
+        with open(os.path.join(image_dir(name, cache), "image.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return meta if meta.get("recipe") == RECIPES.get(name) else None
+
+
+def _write_file(path: str, text: str, mode: int = 0o644) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def build_busybox(rootfs: str, mirror: str) -> dict:
+    """A minimal rootfs: busybox-static and one symlink per applet."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        raise SysboxError("busybox not found: apt-get install busybox-static")
+    out = subprocess.run(["file", "-L", busybox], capture_output=True, text=True).stdout \
+        if shutil.which("file") else "statically linked"
+    if "dynamically linked" in out:
+        raise SysboxError(f"{busybox} is dynamically linked: apt-get install busybox-static")
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "tmp", "root",
+              "var/log", "var/lib", "run", "home", "mnt"):
+        os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    os.chmod(os.path.join(rootfs, "tmp"), 0o1777)
+    os.chmod(os.path.join(rootfs, "root"), 0o700)
+    shutil.copy2(busybox, os.path.join(rootfs, "bin/busybox"))
+    applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for applet in applets:
+        link = os.path.join(rootfs, applet)
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if not os.path.lexists(link):
+            os.symlink(os.path.relpath(os.path.join(rootfs, "bin/busybox"), os.path.dirname(link)), link)
+    _write_file(os.path.join(rootfs, "etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    _write_file(os.path.join(rootfs, "etc/group"), "root:x:0:\nnogroup:x:65534:\n")
+    _write_file(os.path.join(rootfs, "etc/hostname"), "busybox\n")
+    _write_file(os.path.join(rootfs, "etc/hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+    version = subprocess.run([busybox], capture_output=True, text=True).stdout.splitlines()
+    return {"busybox": version[0] if version else "unknown", "applets": len(applets)}
+
+
+def check_mirror(mirror: str, suite: str = SUITE, timeout: float = 15) -> None:
+    """Fail fast, with a clear message, when the Debian mirror cannot be reached."""
+    url = f"{mirror.rstrip('/')}/dists/{suite}/Release"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            pass
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise SysboxError(f"cannot reach the Debian mirror {mirror} ({url}: {reason}); "
+                          "check the network or pass --mirror URL") from None
+
+
+def build_debian_systemd(rootfs: str, mirror: str) -> dict:
+    """Debian bookworm minbase with systemd, Docker and containerd, via debootstrap."""
+    if not shutil.which("debootstrap"):
+        raise SysboxError("debootstrap not found: apt-get install debootstrap")
+    check_mirror(mirror)
+    cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
+           SUITE, rootfs, mirror]
+    say("running " + " ".join(cmd))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    last_error, count = "", 0
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line.startswith("E:") or "Failed" in line:
+            last_error = line
+        if line.startswith("I: Retrieving") or line.startswith("I: Validating"):
+            count += 1
+            if count % 50 == 0:
+                say(f"debootstrap: {count} packages fetched")
+        elif line.startswith(("I: ", "E: ", "W: ")):
+            say(f"debootstrap: {line[3:]}")
+    if proc.wait() != 0:
+        raise SysboxError(f"debootstrap failed (exit {proc.returncode}): "
+                          f"{last_error or 'see output above'}; mirror {mirror}")
+    _configure_debian(rootfs)
+    return {"suite": SUITE, "mirror": mirror, "packages": DEBIAN_PACKAGES}
+
+
+def _configure_debian(rootfs: str) -> None:
+    """Make the debootstrapped tree a container image: no apt caches, a fresh machine-id per boot."""
+    for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        path = os.path.join(rootfs, d)
+        for entry in os.listdir(path):
+            full = os.path.join(path, entry)
+            if os.path.isfile(full) or os.path.islink(full):
+                os.unlink(full)
+    _write_file(os.path.join(rootfs, "etc/machine-id"), "")  # systemd generates one at boot
+    _write_file(os.path.join(rootfs, "etc/hostname"), "syscont\n")
+    _write_file(os.path.join(rootfs, "etc/hosts"), "127.0.0.1\tlocalhost syscont\n::1\tlocalhost\n")
+    _write_file(os.path.join(rootfs, "etc/apt/sources.list"),
+                f"deb {DEFAULT_MIRROR} {SUITE} main\n")
+
+
+BUILDERS: dict[str, Callable[[str, str], dict]] = {
+    "busybox": build_busybox,
+    "debian-systemd": build_debian_systemd,
+}
+
+
+def _tar(rootfs: str, tarball: str) -> str:
+    """A reproducible tarball of rootfs (sorted, numeric owners, fixed mtimes); returns its sha256."""
+    subprocess.run(["tar", "--numeric-owner", "--sort=name", f"--mtime=@{EPOCH}", "--format=gnu",
+                    "-C", rootfs, "-cf", tarball, "."], check=True)
+    h = hashlib.sha256()
+    with open(tarball, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build(name: str, cache: str = DEFAULT_CACHE, mirror: str = DEFAULT_MIRROR,
+          force: bool = False) -> dict:
+    """Build (or reuse) an image; returns its image.json."""
+    if name not in BUILDERS:
+        raise SysboxError(f"unknown image {name!r}; known: {', '.join(sorted(BUILDERS))}")
+    final = image_dir(name, cache)
+    meta = cached(name, cache)
+    if meta and not force:
+        say(f"{name}: already built at {final} ({meta['built']}), reusing it")
+        return meta
+    os.makedirs(cache, exist_ok=True)
+    import fcntl
+
+    with open(os.path.join(cache, f".{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers: one builds, the others reuse
+        meta = cached(name, cache)
+        if meta and not force:
+            say(f"{name}: built meanwhile by another process, reusing it")
+            return meta
+        return _build_locked(name, cache, mirror, final)
+
+
+def _build_locked(name: str, cache: str, mirror: str, final: str) -> dict:
+    tmp = os.path.join(cache, f".{name}.build-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.join(tmp, "rootfs"))
+    start = time.monotonic()
+    try:
+        say(f"{name}: building in {tmp}")
+        info = BUILDERS[name](os.path.join(tmp, "rootfs"), mirror)
+        if name == "busybox":  # fixed mtimes make the tarball reproducible
+            subprocess.run(["touch", "-h", "-d", f"@{EPOCH}"] + _all_paths(os.path.join(tmp, "rootfs")),
+                           check=True)
+        say(f"{name}: writing {name}.tar")
+        digest = _tar(os.path.join(tmp, "rootfs"), os.path.join(tmp, f"{name}.tar"))
+        meta = {"name": name, "recipe": RECIPES[name], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "seconds": round(time.monotonic() - start, 1), "tar_sha256": digest,
+                "rootfs": os.path.join(final, "rootfs"), "tarball": os.path.join(final, f"{name}.tar"),
+                **info}
+        with open(os.path.join(tmp, "image.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"{name}: built in {meta['seconds']} s -> {final}")
+    return meta
+
+
+def _all_paths(root: str) -> list[str]:
+    paths = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        paths.extend(os.path.join(dirpath, n) for n in dirnames + filenames)
+    return paths

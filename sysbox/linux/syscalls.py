@@ -1,0 +1,104 @@
+"""The one place where sysbox talks to the kernel through ctypes.
+
+Python 3.11's `os` module lacks the new mount API (open_tree, mount_setattr, move_mount),
+unshare and setns; every other module calls them through here so that syscall numbers,
+struct layouts and errno handling live in a single file.  Only x86_64 and aarch64 are
+supported; both use the generic numbers for the new mount API.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+# Syscall numbers (the new mount API shares its numbers across architectures).
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_MOUNT_SETATTR = 442
+_ARCH_NUMBERS = {"x86_64": {"setns": 308, "unshare": 272}, "aarch64": {"setns": 268, "unshare": 97}}
+
+# open_tree flags
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+# move_mount flags
+MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+# mount_setattr
+MOUNT_ATTR_RDONLY = 0x00000001
+MOUNT_ATTR_IDMAP = 0x00100000
+# namespaces
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+# umount2
+MNT_DETACH = 2
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _check(ret: int, what: str, path: str | None = None) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+    return ret
+
+
+def open_tree(path: str, flags: int, dirfd: int = -100) -> int:
+    """Return an O_PATH-like fd for the mount at `path` (a detached clone with OPEN_TREE_CLONE)."""
+    ret = _libc.syscall(SYS_OPEN_TREE, ctypes.c_int(dirfd), os.fsencode(path), ctypes.c_uint(flags))
+    return _check(ret, "open_tree", path)
+
+
+def mount_setattr(fd: int, attr_set: int = 0, attr_clr: int = 0, userns_fd: int = 0,
+                  path: str = "", flags: int = AT_EMPTY_PATH) -> None:
+    attr = _MountAttr(attr_set, attr_clr, 0, userns_fd)
+    ret = _libc.syscall(SYS_MOUNT_SETATTR, ctypes.c_int(fd), os.fsencode(path), ctypes.c_uint(flags),
+                        ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
+    _check(ret, "mount_setattr", path or None)
+
+
+def move_mount(from_fd: int, to_path: str, to_dirfd: int = -100, from_path: str = "",
+               flags: int = MOVE_MOUNT_F_EMPTY_PATH) -> None:
+    ret = _libc.syscall(SYS_MOVE_MOUNT, ctypes.c_int(from_fd), os.fsencode(from_path),
+                        ctypes.c_int(to_dirfd), os.fsencode(to_path), ctypes.c_uint(flags))
+    _check(ret, "move_mount", to_path)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def umount2(path: str, flags: int = 0) -> None:
+    _check(_libc.umount2(os.fsencode(path), ctypes.c_int(flags)), "umount2", path)
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    ret = _libc.mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype),
+                      ctypes.c_ulong(flags), os.fsencode(data) if data else None)
+    _check(ret, "mount", target)
+
+
+def machine() -> str:
+    return platform.machine()
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["errno"]

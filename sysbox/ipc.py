@@ -11,10 +11,12 @@ import json
 import socket
 from typing import Any
 
+from sysbox.errors import SysboxError
+
 MAX_MESSAGE = 1 << 20
 
 
-class IPCError(Exception):
+class IPCError(SysboxError):
     """The daemon could not be reached, or replied with an error (str() is one line)."""
 
     def __init__(self, msg: str, code: str = "unavailable") -> None:

@@ -29,7 +29,11 @@ class Pool:
 
 
 class Exhausted(Exception):
-    pass
+    """No free range is left in the pool."""
+
+
+class Conflict(Exception):
+    """A caller-chosen mapping overlaps another container's range."""
 
 
 def overlaps(a_start: int, a_size: int, b_start: int, b_size: int) -> bool:

@@ -101,7 +101,7 @@ class Store:
                 taken = [(r["uid"], r["gid"], r["size"]) for r in rows]
                 taken += [(*pool.slot_range(r["slot"]), allocator.SLOT) for r in rows if r["slot"] is not None]
                 if allocator.custom_conflict(mappings["uid"], mappings["gid"], mappings["size"], taken):
-                    raise allocator.Exhausted(
+                    raise allocator.Conflict(
                         f"mapping uid {mappings['uid']} gid {mappings['gid']} size {mappings['size']} "
                         "overlaps the range of another container")
                 slot, uid, gid, size = None, mappings["uid"], mappings["gid"], mappings["size"]

@@ -31,7 +31,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _describe(error: Any) -> str:
+def describe_error(error: Any) -> str:
     """Turn a jsonschema ValidationError into `field: problem` without dumping huge instances."""
     where = field_path(error.absolute_path)
     v, arg, inst = error.validator, error.validator_value, error.instance
@@ -48,6 +48,17 @@ def _describe(error: Any) -> str:
         return f"{where}: {_short(inst)} does not match {arg}"
     if v in ("minimum", "maximum"):
         return f"{where}: {inst} is {'below the minimum' if v == 'minimum' else 'above the maximum'} {arg}"
+    if v == "additionalProperties" and isinstance(inst, dict):
+        extra = sorted(k for k in inst if k not in error.schema.get("properties", {}))
+        return f"{where}: unexpected field {_short(extra[0]) if extra else '?'}"
+    if v == "const":
+        return f"{where}: must be {_short(arg)}"
+    if v == "uniqueItems":
+        return f"{where}: items must be unique"
+    if v == "maxItems":
+        return f"{where}: must have at most {arg} item(s)"
+    if v == "maxLength":
+        return f"{where}: longer than {arg} characters"
     if v == "minItems":
         return f"{where}: must have at least {arg} item(s)"
     if v == "minLength":
@@ -72,7 +83,7 @@ def validate(spec: Any) -> None:
     if errors:
         import jsonschema
 
-        raise SpecError(_describe(jsonschema.exceptions.best_match(errors)))
+        raise SpecError(describe_error(jsonschema.exceptions.best_match(errors)))
     seen: set[str] = set()
     for i, ns in enumerate(spec.get("linux", {}).get("namespaces", [])):
         if ns["type"] in seen:

@@ -1,0 +1,47 @@
+"""Telling live containers from vanished ones, from facts on the host rather than memory.
+
+A record is live if any of these holds:
+- its init pid is alive (same pid *and* same start time, so a recycled pid does not count);
+- the lower runtime still has its state dir (<runtime_root>/<id>/state.json): created,
+  running or stopped-but-not-deleted containers;
+- it is still being registered by a sysbox-runc process that is alive (between register
+  and `runc create` there is nothing else to look at);
+- it was stopped with keep=true and its rootfs still exists (Docker stop/start).
+"""
+
+from __future__ import annotations
+
+import os
+
+from sysbox.mgr.store import Container
+
+
+def start_time(pid: int) -> int | None:
+    """The process start time in clock ticks (field 22 of /proc/<pid>/stat), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return int(fields[19])
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    if not pid:
+        return False
+    now = start_time(pid)
+    return now is not None and (start is None or now == start)
+
+
+def liveness(c: Container) -> str | None:
+    """Why the container counts as live, or None if it vanished."""
+    if alive(c.pid, c.pid_start):
+        return f"init pid {c.pid} alive"
+    if c.runtime_root and os.path.exists(os.path.join(c.runtime_root, c.id, "state.json")):
+        return "runtime state exists"
+    if c.state == "registered" and alive(c.client_pid, c.client_start):
+        return f"being created by pid {c.client_pid}"
+    if c.keep and os.path.isdir(c.rootfs):
+        return "stopped, rootfs still present"
+    return None

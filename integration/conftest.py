@@ -57,6 +57,79 @@ def cgroup_exists(name: str) -> list[str]:
     return found
 
 
+def worker_index() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
+@pytest.fixture(scope="session")
+def session_mgr(tmp_path_factory):
+    """One real sysbox-mgr per xdist worker, with a pool no other worker's manager shares."""
+    from integration.mgrfixture import Mgr
+
+    m = Mgr(str(tmp_path_factory.mktemp("session-mgr")), slots=256,
+            pool_start=(1 << 24) * (1 + worker_index()))
+    m.start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="session")
+def sysbox_state(session_mgr):
+    """sysbox-runc's state dir for this worker: world-searchable, as root.path must be."""
+    path = f"/run/sysbox-test/{os.getpid()}"
+    os.makedirs(path, mode=0o711, exist_ok=True)
+    os.chmod("/run/sysbox-test", 0o711)
+    os.chmod(path, 0o711)
+    yield path
+    leftovers = [m for m in mounts() if m.startswith(path)]
+    subprocess.run(["rm", "-rf", "--one-file-system", path])
+    assert not leftovers, f"mounts left under {path}: {leftovers}"
+
+
+class Runtime:
+    """sysbox-runc wired to this worker's manager and state dir, with a private runc root."""
+
+    def __init__(self, mgr, state_dir: str, root: str) -> None:
+        self.mgr, self.state_dir, self.root = mgr, state_dir, root
+
+    def argv(self, *args: str) -> list[str]:
+        return [SYSBOX_RUNC, "--mgr-socket", self.mgr.socket, "--sysbox-state", self.state_dir,
+                "--root", self.root, *args]
+
+    def __call__(self, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+        return run(self.argv(*args), timeout=timeout, **kw)
+
+    def state(self, cid: str) -> dict:
+        out = self("state", cid)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def exec(self, cid: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        return run(["runc", "--root", self.root, "exec", cid, *cmd], timeout=timeout)
+
+    def registered(self) -> list[str]:
+        return [c["id"] for c in self.mgr.call("status")["containers"]]
+
+
+@pytest.fixture
+def rt(session_mgr, sysbox_state, tmp_path) -> Runtime:
+    """A Runtime whose containers are force-deleted afterwards; then checks nothing leaked."""
+    root = str(tmp_path / "runc-root")
+    os.makedirs(root)
+    r = Runtime(session_mgr, sysbox_state, root)
+    before = set(r.registered())
+    yield r
+    for cid in run(["runc", "--root", root, "list", "-q"]).stdout.split():
+        r("delete", "--force", cid)
+    leaked = set(r.registered()) - before
+    for cid in leaked:
+        session_mgr.call("unregister", id=cid)
+    assert not leaked, f"manager still holds {leaked}"
+    left = [m for m in mounts() if m.startswith(sysbox_state) or m.startswith(str(tmp_path))]
+    assert not left, f"mounts left: {left}"
+
+
 @pytest.fixture(scope="session")
 def busybox_rootfs() -> str:
     return images.build("busybox", cache=CACHE)["rootfs"]
@@ -68,14 +141,8 @@ def runc_default_spec() -> dict:
 
 
 @pytest.fixture
-def runc_root(tmp_path):
-    """A private runc --root; anything left in it is force-deleted afterwards."""
-    root = tmp_path / "runc-root"
-    root.mkdir()
-    yield str(root)
-    listed = run(["runc", "--root", str(root), "list", "-q"])
-    for cid in listed.stdout.split():
-        run(["runc", "--root", str(root), "delete", "--force", cid])
+def runc_root(rt) -> str:
+    return rt.root
 
 
 @pytest.fixture

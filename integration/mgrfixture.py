@@ -17,7 +17,8 @@ POOL_START = 1 << 24  # far above any real subuid range on a test host
 
 
 class Mgr:
-    def __init__(self, base: str, slots: int = 4096, gc_interval: float = 30.0) -> None:
+    def __init__(self, base: str, slots: int = 4096, gc_interval: float = 30.0,
+                 pool_start: int = POOL_START) -> None:
         self.base = base
         self.socket = os.path.join(base, "mgr.sock")
         self.data_root = os.path.join(base, "data")
@@ -31,7 +32,7 @@ class Mgr:
         for path in (self.subuid, self.subgid):
             if not os.path.exists(path):
                 with open(path, "w") as f:
-                    f.write(f"someone:100000:65536\nsysbox:{POOL_START}:{slots * 65536}\n")
+                    f.write(f"someone:100000:65536\nsysbox:{pool_start}:{slots * 65536}\n")
 
     def argv(self) -> list[str]:
         return [os.path.join(VENV_BIN, "sysbox-mgr"), "--socket", self.socket, "--data-root", self.data_root,

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from integration.conftest import SYSBOX_RUNC, cgroup_exists, mounts, run
+from integration.conftest import cgroup_exists, mounts
 
 
 def _edit(spec: dict, path: str, value) -> None:
@@ -51,7 +51,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case, breakage, expect", CASES, ids=[c[0] for c in CASES])
-def test_bad_bundle(make_bundle, runc_root, cid, case, breakage, expect):
+def test_bad_bundle(make_bundle, rt, runc_root, cid, case, breakage, expect):
     bundle = make_bundle(["true"])
     cfg = os.path.join(bundle, "config.json")
     if breakage[0] == "unlink":
@@ -66,8 +66,8 @@ def test_bad_bundle(make_bundle, runc_root, cid, case, breakage, expect):
         with open(cfg, "w") as f:
             json.dump(spec, f)
     before_files = sorted(os.listdir(bundle))
-    before_mounts = mounts()
-    out = run([SYSBOX_RUNC, "--root", runc_root, "create", "--bundle", bundle, cid])
+    registered = rt.registered()
+    out = rt("create", "--bundle", bundle, cid)
     assert out.returncode == 1
     lines = out.stderr.splitlines()
     assert len(lines) == 1, out.stderr
@@ -75,13 +75,14 @@ def test_bad_bundle(make_bundle, runc_root, cid, case, breakage, expect):
     assert "Traceback" not in out.stderr
     # nothing created: no state, no mounts, no cgroup, the bundle as it was
     assert os.listdir(runc_root) == []
-    assert mounts() == before_mounts
+    assert [m for m in mounts() if cid in m] == []
     assert cgroup_exists(cid) == []
     assert sorted(os.listdir(bundle)) == before_files
+    assert rt.registered() == registered
 
 
-def test_missing_bundle_dir(runc_root, cid, tmp_path):
-    out = run([SYSBOX_RUNC, "--root", runc_root, "run", "--bundle", str(tmp_path / "nope"), cid])
+def test_missing_bundle_dir(rt, runc_root, cid, tmp_path):
+    out = rt("run", "--bundle", str(tmp_path / "nope"), cid)
     assert out.returncode == 1
     assert out.stderr == f"sysbox-runc: bundle {tmp_path / 'nope'}: not a directory\n"
     assert os.listdir(runc_root) == []

@@ -97,6 +97,14 @@ def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "")
     _check(ret, "mount", target)
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants (a container's init once runc exits) become our children."""
+    _check(_libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), ctypes.c_ulong(1), 0, 0, 0), "prctl")
+
+
 def machine() -> str:
     return platform.machine()
 

@@ -77,7 +77,7 @@ class Manager:
                 try:
                     self.release(c, "container vanished (no init pid, no runtime state)")
                     released.append(c.id)
-                except (OSError, specialdirs.SpecialDirError) as e:
+                except (OSError, specialdirs.BusyError) as e:
                     log.warning("could not release %s yet: %s", c.id, e)
         owned = {(k, c.id) for c in self.store.all() for k in c.special_dirs}
         for kind, name in specialdirs.on_disk(self.cfg.data_root):
@@ -87,7 +87,7 @@ class Manager:
                 try:
                     specialdirs.remove_path(path)
                     log.info("removed orphan special dir %s", path)
-                except (OSError, specialdirs.SpecialDirError) as e:
+                except (OSError, specialdirs.BusyError) as e:
                     log.warning("could not remove orphan %s: %s", path, e)
         return released
 
@@ -162,7 +162,7 @@ class Manager:
                 return {"released": False}
             try:
                 self.release(c, "unregistered")
-            except specialdirs.SpecialDirError as e:
+            except specialdirs.BusyError as e:
                 raise RequestError(str(e), "conflict") from None
         self.locks.pop(cid, None)
         return {"released": True}

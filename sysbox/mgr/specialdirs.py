@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 
+from sysbox.linux.tree import BusyError, remove_path
 from sysbox.mgr.protocol import SPECIAL_DIRS
 
 log = logging.getLogger("sysbox-mgr")
@@ -25,8 +25,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MODES = {"docker": 0o700, "containerd": 0o700, "containers": 0o700}
 
 
-class SpecialDirError(Exception):
-    pass
+__all__ = ["BusyError", "ensure", "host_path", "on_disk", "remove", "remove_path"]
 
 
 def host_path(data_root: str, kind: str, cid: str) -> str:
@@ -148,26 +147,6 @@ def ensure(data_root: str, kind: str, cid: str, uid: int, gid: int, size: int, r
         remove_path(tmp)
         raise
     return path, True
-
-
-def _mounts_under(path: str) -> list[str]:
-    prefix = path.rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if p == path or p.startswith(prefix)]
-
-
-def remove_path(path: str) -> None:
-    """Delete a tree without following symlinks and without descending into mounts."""
-    if not os.path.lexists(path):
-        return
-    if os.path.islink(path) or not os.path.isdir(path):
-        os.unlink(path)
-        return
-    busy = _mounts_under(path)
-    if busy:
-        raise SpecialDirError(f"{path}: still has mounts ({', '.join(busy[:3])}); not removing it")
-    shutil.rmtree(path)  # fd-based on Linux: symlinks inside are unlinked, never followed
 
 
 def remove(data_root: str, kind: str, cid: str) -> None:

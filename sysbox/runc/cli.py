@@ -13,10 +13,11 @@ GLOBAL_FLAGS: dict[str, bool] = {
     "debug": False, "log": True, "log-format": True, "root": True, "criu": True,
     "systemd-cgroup": False, "rootless": True, "help": False, "version": False,
     # sysbox-only (removed before calling the lower runtime)
-    "lower-runtime": True, "no-sysbox-mgr": False, "mgr-socket": True,
+    "lower-runtime": True, "no-sysbox-mgr": False, "mgr-socket": True, "shift-mode": True,
+    "sysbox-state": True,
 }
 GLOBAL_ALIASES = {"h": "help", "v": "version"}
-SYSBOX_GLOBALS = frozenset({"lower-runtime", "no-sysbox-mgr", "mgr-socket"})
+SYSBOX_GLOBALS = frozenset({"lower-runtime", "no-sysbox-mgr", "mgr-socket", "shift-mode", "sysbox-state"})
 
 _CREATE = {"bundle": True, "console-socket": True, "pid-file": True, "no-pivot": False,
            "no-new-keyring": False, "preserve-fds": True}
@@ -82,6 +83,10 @@ class Invocation:
     @property
     def container_id(self) -> str | None:
         return self.args[0] if self.command in NEEDS_ID and self.args else None
+
+    def lower_globals(self) -> list[str]:
+        """The global flags runc must see (ours removed)."""
+        return list(self._raw_globals)
 
     def lower_argv(self, command_args: list[str] | None = None) -> list[str]:
         """runc's argv (without argv[0]): our own globals dropped, everything else verbatim."""

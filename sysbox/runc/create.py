@@ -1,15 +1,24 @@
-"""`create` and `run`: validate the bundle before runc sees it.
+"""`create`: turn the bundle into a system container, then let runc create it.
 
-Validation happens before anything is created, so a bad bundle leaves no state dir, mount,
-cgroup or manager record behind.
+Order matters for hygiene: everything that can refuse the spec runs before anything is
+allocated; each side effect is recorded in meta.json before the next one starts; any failure
+undoes what the record lists (see delete.cleanup), so a failed create leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+from typing import Any
 
+from sysbox.errors import SysboxError
 from sysbox.oci import spec as oci_spec
+from sysbox.runc import state
 from sysbox.runc.cli import Invocation
+from sysbox.runc.log import log
+
+_CREATE_FLAGS = ("console-socket", "pid-file", "no-pivot", "no-new-keyring", "preserve-fds")
 
 
 def bundle_dir(inv: Invocation) -> str:
@@ -17,6 +26,122 @@ def bundle_dir(inv: Invocation) -> str:
     return os.path.abspath(bundle if isinstance(bundle, str) and bundle else os.getcwd())
 
 
-def prepare(inv: Invocation) -> dict:
-    """Validate the bundle named by the invocation; returns the loaded spec."""
-    return oci_spec.load_bundle(bundle_dir(inv))
+def mgr_socket(inv: Invocation) -> str:
+    from sysbox.mgr.protocol import DEFAULT_SOCKET
+
+    return str(inv.globals.get("mgr-socket") or os.environ.get("SYSBOX_MGR_SOCKET") or DEFAULT_SOCKET)
+
+
+def shift_mode(inv: Invocation) -> str:
+    mode = str(inv.globals.get("shift-mode") or os.environ.get("SYSBOX_SHIFT_MODE") or "auto")
+    if mode not in ("auto", "idmap", "chown"):
+        raise SysboxError(f"--shift-mode: {mode!r} is not one of auto, idmap, chown")
+    return mode
+
+
+def _cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def lower_create_args(inv: Invocation, bundle: str) -> list[str]:
+    """runc's create arguments: the caller's flags, with our transformed bundle."""
+    args: list[str] = []
+    for name in _CREATE_FLAGS:
+        value = inv.flags.get(name)
+        if value is True:
+            args.append(f"--{name}")
+        elif isinstance(value, str):
+            args += [f"--{name}", value]
+    return args + ["--bundle", bundle, str(inv.container_id)]
+
+
+def _special_dir_kinds(spec: dict[str, Any]) -> list[str]:
+    from sysbox.mgr.protocol import SPECIAL_DIRS
+
+    mounted = {os.path.normpath(m["destination"]) for m in spec.get("mounts", [])}
+    return sorted(k for k, dest in SPECIAL_DIRS.items() if dest not in mounted)
+
+
+def create(inv: Invocation, runtime: str) -> int:
+    """Run the whole create; returns runc's exit status (non-zero means nothing is left)."""
+    from sysbox.runc import rootfs, transform
+    from sysbox.runc.delete import cleanup
+    from sysbox.runc.transform import namespaces
+
+    bundle = bundle_dir(inv)
+    spec = oci_spec.load_bundle(bundle)
+    transform.check(spec)
+    mode = shift_mode(inv)
+    cid = str(inv.container_id)
+    if state.runc_has(inv.globals, cid):
+        raise SysboxError(f"container with id exists: {cid}")
+    cdir = state.container_dir(inv.globals, cid)
+    if os.path.exists(cdir):  # left by a create or delete that was killed: finish undoing it
+        cleanup(inv.globals, cdir, state.load_meta(cdir) or {"id": cid})
+    requested = namespaces.requested_mappings(spec)
+    use_mgr = not inv.globals.get("no-sysbox-mgr")
+    if not use_mgr and requested is None:
+        raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
+    meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None}
+    created = False
+    try:
+        state.makedirs(cdir)
+        state.save_meta(cdir, meta)
+        src_rootfs = oci_spec.rootfs_path(bundle, spec)
+        if use_mgr:
+            from sysbox.mgr.client import Client
+
+            args: dict[str, Any] = {"id": cid, "rootfs": os.path.realpath(src_rootfs),
+                                    "special_dirs": _special_dir_kinds(spec),
+                                    "runtime_root": state.runc_root(inv.globals)}
+            if requested:
+                args["mappings"] = requested
+            with Client(meta["mgr_socket"]) as client:
+                reg = client.call("register", **args)
+            meta["registered"] = True
+            state.save_meta(cdir, meta)
+        else:
+            reg = {**requested, "special_dirs": []}  # type: ignore[dict-item]
+        uid, gid, size = reg["uid"], reg["gid"], reg["size"]
+        target = os.path.join(cdir, "rootfs")
+        os.makedirs(target, exist_ok=True)
+        meta["rootfs"] = {"target": target, "mode": None}
+        state.save_meta(cdir, meta)
+        meta["rootfs"] = rootfs.prepare(src_rootfs, target, cdir, uid, gid, size, mode,
+                                        log=lambda m: log(inv.globals, "warning" if "chown" in m else "info", m))
+        state.save_meta(cdir, meta)
+
+        ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle,
+                                cap_last_cap=_cap_last_cap(), special_dirs=reg["special_dirs"])
+        new = transform.apply(spec, ctx)
+        new["root"]["path"] = target
+        with open(os.path.join(cdir, "config.json"), "w") as f:
+            json.dump(new, f)
+
+        rc = subprocess.call([runtime, *inv.lower_globals(), "create", *lower_create_args(inv, cdir)])
+        if rc != 0:
+            cleanup(inv.globals, cdir, meta)
+            return rc
+        created = True
+        out = subprocess.run([runtime, "--root", state.runc_root(inv.globals), "state", cid],
+                             capture_output=True, text=True, check=True)
+        pid = int(json.loads(out.stdout)["pid"])
+        meta["pid"] = pid
+        from sysbox.linux import cgroups
+
+        meta["cgroups"] = cgroups.delegate(pid, uid, gid)
+        state.save_meta(cdir, meta)
+        if use_mgr:
+            with Client(meta["mgr_socket"]) as client:
+                client.call("update", id=cid, pid=pid, state="created")
+        return 0
+    except BaseException:
+        if created:
+            subprocess.call([runtime, "--root", state.runc_root(inv.globals), "delete", "--force", cid],
+                            stderr=subprocess.DEVNULL)
+        cleanup(inv.globals, cdir, meta)
+        raise

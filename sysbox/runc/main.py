@@ -15,28 +15,9 @@ PROG = "sysbox-runc"
 
 
 def _log_error(inv: cli.Invocation | None, msg: str) -> None:
-    """Write the error where runc's callers look: stderr, and the --log file if one was given.
+    from sysbox.runc.log import log
 
-    containerd-shim-runc-v2 reads the last `error` entry of the JSON log to report why a
-    runtime call failed, so errors must land there in runc's format.
-    """
-    sys.stderr.write(f"{PROG}: {msg}\n")
-    log = inv.globals.get("log") if inv else None
-    if not isinstance(log, str) or not log:
-        return
-    import json
-    import time
-
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    if inv is not None and inv.globals.get("log-format") == "json":
-        line = json.dumps({"level": "error", "msg": msg, "time": stamp})
-    else:
-        line = f'time="{stamp}" level=error msg={json.dumps(msg)}'
-    try:
-        with open(log, "a") as f:
-            f.write(line + "\n")
-    except OSError:
-        pass
+    log(inv.globals if inv else {}, "error", msg)
 
 
 def _version(runtime: str) -> int:
@@ -56,11 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         runtime = lower.find(inv.globals.get("lower-runtime"))  # type: ignore[arg-type]
         if inv.globals.get("version"):
             return _version(runtime)
-        if inv.command in ("create", "run") and not inv.flags.get("help"):
-            from sysbox.runc import create
+        if inv.flags.get("help") or inv.command not in ("create", "run", "delete"):
+            lower.exec_(runtime, inv.lower_argv())  # the hot path: nothing else imported
+        if inv.command == "create":
+            from sysbox.runc.create import create
 
-            create.prepare(inv)
-        lower.exec_(runtime, inv.lower_argv())
+            return create(inv, runtime)
+        if inv.command == "run":
+            from sysbox.runc.run import run
+
+            return run(inv, runtime)
+        from sysbox.runc.delete import delete
+
+        return delete(inv, runtime)
     except (cli.UsageError, lower.LowerRuntimeError) as e:
         _log_error(inv, str(e))
         return 1

@@ -1,0 +1,61 @@
+"""Parsing /proc/<pid>/mountinfo (octal escapes included)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ESC = re.compile(r"\\([0-7]{3})")
+
+
+def unescape(s: str) -> str:
+    return _ESC.sub(lambda m: chr(int(m.group(1), 8)), s)
+
+
+@dataclass(frozen=True)
+class Mount:
+    id: int
+    parent: int
+    root: str
+    point: str
+    options: str
+    fstype: str
+    source: str
+    super_options: str
+
+    def super_option(self, name: str) -> str | None:
+        """Value of `name=` among the superblock options (e.g. overlay's lowerdir)."""
+        for opt in self.super_options.split(","):
+            key, eq, value = opt.partition("=")
+            if key == name:
+                return unescape(value) if eq else ""
+        return None
+
+
+def parse(text: str) -> list[Mount]:
+    mounts = []
+    for line in text.splitlines():
+        f = line.split(" ")
+        sep = f.index("-")
+        mounts.append(Mount(int(f[0]), int(f[1]), unescape(f[3]), unescape(f[4]), f[5],
+                            f[sep + 1], unescape(f[sep + 2]), " ".join(f[sep + 3:])))
+    return mounts
+
+
+def read(pid: int | str = "self") -> list[Mount]:
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return parse(f.read())
+
+
+def at(point: str, pid: int | str = "self") -> Mount | None:
+    """The top-most mount at exactly `point`."""
+    found = None
+    for m in read(pid):
+        if m.point == point:
+            found = m
+    return found
+
+
+def under(prefix: str, pid: int | str = "self") -> list[Mount]:
+    p = prefix.rstrip("/") + "/"
+    return [m for m in read(pid) if m.point == prefix or m.point.startswith(p)]

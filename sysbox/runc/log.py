@@ -1,0 +1,32 @@
+"""Logging where runc's callers look: the --log file, in runc's text or JSON format.
+
+containerd-shim-runc-v2 reads the last `error` entry of the JSON log to report why a runtime
+call failed; warnings (like a chown fallback) go there too, or to stderr without --log.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def log(globals_: dict[str, Any], level: str, msg: str) -> None:
+    path = globals_.get("log")
+    if level == "error" or not isinstance(path, str) or not path:
+        if level in ("error", "warning"):
+            sys.stderr.write(f"sysbox-runc: {msg}\n")
+        if not (isinstance(path, str) and path):
+            return
+    import json
+    import time
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if globals_.get("log-format") == "json":
+        line = json.dumps({"level": level, "msg": msg, "time": stamp})
+    else:
+        line = f'time="{stamp}" level={level} msg={json.dumps(msg)}'
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass

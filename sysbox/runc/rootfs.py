@@ -1,0 +1,164 @@
+"""Presenting the image's rootfs to the container with ownership shifted into its id range.
+
+Three ways, chosen per rootfs, recorded in the container's meta.json so delete undoes exactly
+what create did:
+
+- idmap: a plain directory (ext4, xfs, btrfs, tmpfs >= 6.3) is idmapped-mounted at our target;
+  nothing on disk changes.
+- overlay: an overlayfs mount (Docker's overlay2 `merged`, containerd's snapshot mounted at
+  bundle/rootfs) cannot itself be idmapped (EINVAL).  We rebuild it from idmapped lower layers
+  and the real upper dir, shifted by chown (it holds only the container's own changes), with a
+  fresh workdir; the original mount point gets a bind of the new overlay so Docker still sees
+  the container's files there.  On delete the upper is shifted back and the original overlay
+  is mounted again, so `docker diff/cp/commit` see ordinary 0-based ids.
+- chown: where idmapping fails (or is asked for), the tree is shifted by chown and bound at
+  our target; delete shifts it back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from sysbox.errors import SysboxError
+from sysbox.linux import idmap, mountinfo, shift
+from sysbox.linux import syscalls as sc
+from sysbox.linux.tree import remove_path
+
+MS_BIND = 4096
+MS_REC = 16384
+Log = Callable[[str], None]
+
+
+def _nolog(msg: str) -> None:
+    pass
+
+
+def prepare(rootfs: str, target: str, workspace: str, uid: int, gid: int, size: int,
+            mode: str = "auto", log: Log = _nolog) -> dict[str, Any]:
+    """Mount the container's view of `rootfs` at `target`; returns the teardown record."""
+    rootfs = os.path.realpath(rootfs)
+    rec: dict[str, Any] = {"rootfs": rootfs, "target": target, "uid": uid, "gid": gid, "size": size}
+    m = mountinfo.at(rootfs)
+    if m is not None and m.fstype == "overlay" and m.root == "/":
+        if mode == "chown":
+            raise SysboxError(f"root.path: {rootfs} is an overlay mount; chown shifting would rewrite "
+                              "its shared lower layers (use idmapped mounts)")
+        return _overlay(m, rec, workspace, log)
+    if mode in ("auto", "idmap"):
+        try:
+            idmap.mount_idmapped(rootfs, target, uid, gid, size, recursive=True)
+            return {**rec, "mode": "idmap"}
+        except OSError as e:
+            if mode == "idmap":
+                raise SysboxError(f"root.path: cannot idmap {rootfs}: {e.strerror}") from None
+            fstype = m.fstype if m else "its filesystem"
+            log(f"idmapped mount of {rootfs} failed ({e.strerror}, {fstype}); shifting ownership with chown")
+    rec["mode"] = "chown"
+    n = shift.shift_tree(rootfs, uid, gid, size)
+    log(f"shifted {n} entries of {rootfs} by chown to uid {uid} gid {gid}")
+    try:
+        sc.mount(rootfs, target, "", MS_BIND | MS_REC)
+    except OSError:
+        shift.unshift_tree(rootfs, uid, gid, size)
+        raise
+    return rec
+
+
+def _resolve_layers(m: mountinfo.Mount) -> tuple[list[str], str]:
+    """Absolute lower layer paths, and the directory relative ones were given against."""
+    upper = m.super_option("upperdir")
+    base = os.path.dirname(os.path.dirname(upper.rstrip("/"))) if upper else "/"
+    lowers = []
+    for p in (m.super_option("lowerdir") or "").split(":"):
+        if p:
+            lowers.append(os.path.realpath(p if os.path.isabs(p) else os.path.join(base, p)))
+    return lowers, base
+
+
+def _mount_relative(cwd: str, target: str, data: str) -> None:
+    """mount(2) an overlay whose layer paths are relative to `cwd`, as Docker does to stay under
+    the one-page limit on mount data with many layers."""
+    old = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(cwd)
+        sc.mount("overlay", target, "overlay", 0, data)
+    finally:
+        os.fchdir(old)
+        os.close(old)
+
+
+def _overlay(m: mountinfo.Mount, rec: dict[str, Any], workspace: str, log: Log) -> dict[str, Any]:
+    uid, gid, size, point = rec["uid"], rec["gid"], rec["size"], rec["rootfs"]
+    lowers, base = _resolve_layers(m)
+    upper, work = m.super_option("upperdir"), m.super_option("workdir")
+    layers = os.path.join(workspace, "lower")
+    os.makedirs(layers, mode=0o700, exist_ok=True)
+    rec.update(mode="overlay", point=point, upper=upper, orig_base=base,
+               orig_data=",".join(o for o in m.super_options.split(",") if o not in ("rw", "ro")))
+    attached: list[str] = []
+    try:
+        for i, layer in enumerate(lowers):
+            at = os.path.join(layers, str(i))
+            os.makedirs(at, exist_ok=True)
+            idmap.mount_idmapped(layer, at, uid, gid, size)
+            attached.append(at)
+        data = "lowerdir=" + ":".join(str(i) for i in range(len(lowers)))
+        if upper and work:
+            newwork = work.rstrip("/") + "-sysbox"
+            remove_path(newwork)
+            os.mkdir(newwork, 0o700)
+            rec["work"] = newwork
+            shift.shift_tree(upper, uid, gid, size)
+            rec["upper_shifted"] = True
+            data += f",upperdir={upper},workdir={newwork}"
+            sc.umount2(point, sc.MNT_DETACH)  # the upper dir may serve one overlay at a time
+            rec["orig_unmounted"] = True
+        _mount_relative(layers, rec["target"], data)
+        sc.mount(rec["target"], point, "", MS_BIND)
+        rec["point_bound"] = True
+    except BaseException:
+        for at in attached:
+            sc.umount2(at, sc.MNT_DETACH)
+        teardown(rec)
+        raise
+    for at in attached:  # overlayfs holds private clones of its layers: the attachments can go
+        sc.umount2(at, sc.MNT_DETACH)
+        os.rmdir(at)
+    log(f"rootfs {point}: overlay rebuilt on {len(lowers)} idmapped lower layers, upper shifted to uid {uid}")
+    return rec
+
+
+def _umount(path: str) -> None:
+    try:
+        sc.umount2(path, sc.MNT_DETACH)
+    except OSError as e:
+        if e.errno not in (22, 2):  # EINVAL: not mounted; ENOENT: gone
+            raise
+
+
+def _mounted_at(path: str) -> bool:
+    return mountinfo.at(path) is not None
+
+
+def teardown(rec: dict[str, Any]) -> None:
+    """Undo prepare(); safe to call twice and on a partial record."""
+    mode = rec.get("mode")
+    target = rec["target"]
+    if mode == "overlay":
+        point = rec["point"]
+        if rec.get("point_bound"):
+            _umount(point)
+        while _mounted_at(target):
+            _umount(target)
+        if rec.get("upper_shifted"):
+            shift.unshift_tree(rec["upper"], rec["uid"], rec["gid"], rec["size"])
+        if rec.get("work"):
+            remove_path(rec["work"])
+        if rec.get("orig_unmounted") and not _mounted_at(point):
+            _mount_relative(rec["orig_base"], point, mountinfo.unescape(rec["orig_data"]))
+        return
+    while _mounted_at(target):
+        _umount(target)
+    if mode == "chown":
+        shift.unshift_tree(rec["rootfs"], rec["uid"], rec["gid"], rec["size"])

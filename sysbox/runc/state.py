@@ -1,0 +1,59 @@
+"""sysbox-runc's own per-container state, beside the lower runtime's.
+
+<state-dir>/<key>/<id>/ holds the transformed bundle (config.json), the rootfs mount point,
+and meta.json: everything create set up, written before each step so that delete (or a
+failed create) can undo exactly that.  <key> is derived from runc's --root, so containers of
+different runc roots (containerd namespaces, tests) never collide.  The directories are 0711:
+runc bind-mounts root.path onto itself from inside the user namespace, so every component
+of that path must be searchable by the container's root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+DEFAULT_STATE_DIR = "/run/sysbox/runc"
+DEFAULT_RUNC_ROOT = "/run/runc"
+
+
+def runc_root(globals_: dict[str, Any]) -> str:
+    return os.path.abspath(globals_.get("root") or DEFAULT_RUNC_ROOT)
+
+
+def container_dir(globals_: dict[str, Any], cid: str) -> str:
+    base = globals_.get("sysbox-state") or os.environ.get("SYSBOX_RUNC_STATE_DIR") or DEFAULT_STATE_DIR
+    key = hashlib.sha256(runc_root(globals_).encode()).hexdigest()[:12]
+    return os.path.join(base, key, cid)
+
+
+def makedirs(path: str) -> None:
+    """mkdir -p with every created component 0711."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for p in reversed(missing):
+        os.mkdir(p, 0o711)
+        os.chmod(p, 0o711)
+
+
+def load_meta(cdir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(cdir, "meta.json")) as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def save_meta(cdir: str, meta: dict[str, Any]) -> None:
+    tmp = os.path.join(cdir, "meta.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f)
+    os.rename(tmp, os.path.join(cdir, "meta.json"))
+
+
+def runc_has(globals_: dict[str, Any], cid: str) -> bool:
+    return os.path.exists(os.path.join(runc_root(globals_), cid, "state.json"))

@@ -1,0 +1,34 @@
+"""Capabilities: the full set for the container's root, which is safe only inside its user namespace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sysbox.runc.transform import Context
+
+NAMES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+         "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+         "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+         "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+         "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+         "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+         "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+         "CAP_CHECKPOINT_RESTORE"]
+
+
+def all_caps(cap_last_cap: int) -> list[str]:
+    return NAMES[: min(cap_last_cap, len(NAMES) - 1) + 1]
+
+
+def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    process = spec.setdefault("process", {})
+    full = all_caps(ctx.cap_last_cap)
+    uid = process.get("user", {}).get("uid", 0)
+    if uid == 0:
+        process["capabilities"] = {k: list(full) for k in ("bounding", "effective", "inheritable", "permitted")}
+        process["capabilities"]["ambient"] = []
+    else:  # like a root-less process on a VM: may gain caps through setuid or file caps
+        process["capabilities"] = {"bounding": list(full), "effective": [], "inheritable": [],
+                                   "permitted": [], "ambient": []}
+    process.pop("apparmorProfile", None)  # the host's profile would forbid mount inside
+    return spec

@@ -255,3 +255,46 @@ def test_systemd_boots_and_stops(rt, cid, debian_overlay, tmp_path):
     assert not os.path.exists(str(debian_overlay / "work") + "-sysbox")
     assert os.path.ismount(debian_overlay / "rootfs")  # the original overlay is back for its owner
     assert os.path.exists(debian_overlay / "rootfs/root/inside")
+
+
+@pytest.fixture(params=["ext4", "tmpfs", "xfs"])
+def rootfs_on(request, busybox_rootfs, tmp_path):
+    """A copy of the busybox rootfs on the named filesystem (xfs: a loop-mounted image)."""
+    fs = request.param
+    mnt = tmp_path / f"fs-{fs}"
+    mnt.mkdir()
+    mounted = False
+    if fs == "tmpfs":
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], check=True)
+        mounted = True
+    elif fs == "xfs":
+        img = tmp_path / "xfs.img"
+        with open(img, "wb") as f:
+            f.truncate(320 << 20)
+        subprocess.run(["mkfs.xfs", "-q", str(img)], check=True)
+        subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], check=True)
+        mounted = True
+    subprocess.run(["cp", "-a", busybox_rootfs, str(mnt / "rootfs")], check=True)
+    yield str(mnt / "rootfs"), fs
+    if mounted:
+        subprocess.run(["umount", str(mnt)], check=True)  # a loop device is released with its last mount
+
+
+def test_idmapped_rootfs_on_each_filesystem(make_bundle, rt, cid, rootfs_on):
+    path, fs = rootfs_on
+    assert mounts_fstype(os.path.dirname(path)) == fs
+    out = rt("run", "--bundle", make_bundle(["sh", "-c", "stat -c %u /bin/busybox; touch /root/new"],
+                                            rootfs=path, readonly=False), cid)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+    assert os.stat(os.path.join(path, "root/new")).st_uid == 0
+    assert "chown" not in out.stderr  # idmapped, no fallback
+
+
+def mounts_fstype(path: str) -> str:
+    best, fstype = "", ""
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        if (path == f[4] or path.startswith(f[4].rstrip("/") + "/")) and len(f[4]) >= len(best):
+            best, fstype = f[4], f[f.index("-") + 1]
+    return fstype

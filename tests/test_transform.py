@@ -1,0 +1,129 @@
+"""The pure spec transformations (no host access): what a system container's spec looks like."""
+
+import copy
+
+import pytest
+
+from sysbox.runc import transform
+from sysbox.runc.transform import Context, TransformError, caps, namespaces, seccomp
+
+CTX = Context(uid=1 << 24, gid=(1 << 24) + 7, size=65536, rootfs="/run/x/rootfs", bundle="/b",
+              cap_last_cap=40, special_dirs=[{"kind": "docker", "source": "/var/lib/sysbox/docker/c",
+                                              "destination": "/var/lib/docker"}])
+BASE = {
+    "ociVersion": "1.0.2",
+    "root": {"path": "rootfs"},
+    "process": {"args": ["/sbin/init"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": ["CAP_KILL"]}, "apparmorProfile": "docker-default"},
+    "mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro", "nosuid"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]},
+        {"destination": "/sys/fs/cgroup/memory", "type": "bind", "source": "/x", "options": ["bind"]},
+        {"destination": "/run/secrets", "type": "bind", "source": "secrets", "options": ["rbind"]},
+    ],
+    "linux": {
+        "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")],
+        "readonlyPaths": ["/proc/bus", "/proc/sys", "/proc/sysrq-trigger"],
+        "maskedPaths": ["/proc/kcore"],
+        "sysctl": {"net.ipv4.ping_group_range": "0 2147483647"},
+        "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read", "mount", "clone"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["unshare"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0}]}]},
+    },
+}
+
+
+def out():
+    return transform.apply(copy.deepcopy(BASE), CTX)
+
+
+def test_input_is_not_modified():
+    spec = copy.deepcopy(BASE)
+    transform.apply(spec, CTX)
+    assert spec == BASE
+
+
+def test_user_and_cgroup_namespaces_with_the_allocated_range():
+    o = out()
+    types = [n["type"] for n in o["linux"]["namespaces"]]
+    assert types[-2:] == ["user", "cgroup"]
+    assert o["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 1 << 24, "size": 65536}]
+    assert o["linux"]["gidMappings"] == [{"containerID": 0, "hostID": (1 << 24) + 7, "size": 65536}]
+    assert o["linux"]["sysctl"]["net.ipv4.ping_group_range"] == "0 65535"
+
+
+def test_full_caps_for_root_bounding_only_for_others():
+    o = out()
+    assert o["process"]["capabilities"]["effective"] == caps.NAMES
+    assert "apparmorProfile" not in o["process"]
+    spec = copy.deepcopy(BASE)
+    spec["process"]["user"]["uid"] = 1000
+    o = transform.apply(spec, Context(**{**CTX.__dict__, "cap_last_cap": 37}))
+    assert o["process"]["capabilities"]["bounding"][-1] == "CAP_AUDIT_READ"
+    assert o["process"]["capabilities"]["effective"] == []
+
+
+def test_mounts_for_a_systemd_container():
+    o = out()
+    by_dest = {m["destination"]: m for m in o["mounts"]}
+    assert "ro" not in by_dest["/sys"]["options"] and "ro" not in by_dest["/sys/fs/cgroup"]["options"]
+    assert "/sys/fs/cgroup/memory" not in by_dest
+    assert by_dest["/run"]["type"] == "tmpfs" and by_dest["/run/lock"]["type"] == "tmpfs"
+    assert by_dest["/var/lib/docker"] == {"destination": "/var/lib/docker", "type": "bind",
+                                          "source": "/var/lib/sysbox/docker/c", "options": ["rbind", "rprivate"]}
+    assert by_dest["/run/secrets"]["source"] == "/b/secrets"  # relative to the original bundle
+    dests = [m["destination"] for m in o["mounts"]]
+    assert dests.index("/run") < dests.index("/run/secrets") and dests.index("/run") < dests.index("/run/lock")
+
+
+def test_spec_mount_wins_over_special_dir():
+    spec = copy.deepcopy(BASE)
+    spec["mounts"].append({"destination": "/var/lib/docker", "type": "bind", "source": "/mine", "options": ["bind"]})
+    o = transform.apply(spec, CTX)
+    assert [m["source"] for m in o["mounts"] if m["destination"] == "/var/lib/docker"] == ["/mine"]
+
+
+def test_readonly_paths_and_masks():
+    o = out()
+    assert o["linux"]["readonlyPaths"] == ["/proc/bus"]
+    assert o["linux"]["maskedPaths"] == ["/proc/kcore"]
+
+
+def test_seccomp_allows_what_system_software_needs():
+    rules = out()["linux"]["seccomp"]["syscalls"]
+    assert rules[0] == {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
+    assert all("unshare" not in r["names"] for r in rules[:-1])  # the conditional rule is gone
+    assert set(rules[-1]["names"]) == seccomp.SYSCONT_SYSCALLS and rules[-1]["action"] == "SCMP_ACT_ALLOW"
+
+
+@pytest.mark.parametrize("maps, expect", [
+    ([{"containerID": 0, "hostID": 200000, "size": 65536}], {"uid": 200000, "gid": 200000, "size": 65536}),
+    ([{"containerID": 0, "hostID": 200000, "size": 1000}, {"containerID": 1000, "hostID": 201000, "size": 64536}],
+     {"uid": 200000, "gid": 200000, "size": 65536}),
+])
+def test_requested_mappings_merged(maps, expect):
+    spec = copy.deepcopy(BASE)
+    spec["linux"]["uidMappings"] = maps
+    spec["linux"]["gidMappings"] = maps
+    assert namespaces.requested_mappings(spec) == expect
+
+
+@pytest.mark.parametrize("maps, expect", [
+    ([{"containerID": 1, "hostID": 200000, "size": 65536}], "containerID: must be 0"),
+    ([{"containerID": 0, "hostID": 200000, "size": 10}, {"containerID": 20, "hostID": 200020, "size": 65536}],
+     "one contiguous range"),
+])
+def test_requested_mappings_refused(maps, expect):
+    spec = copy.deepcopy(BASE)
+    spec["linux"]["uidMappings"] = maps
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    with pytest.raises(TransformError, match=expect):
+        namespaces.requested_mappings(spec)
+
+
+def test_missing_pid_namespace_refused():
+    spec = copy.deepcopy(BASE)
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
+    with pytest.raises(TransformError, match=r"no pid namespace; sharing the host's \(--pid=host\)"):
+        transform.check(spec)

@@ -7,30 +7,20 @@ into a new special dir, runs in a worker thread under a per-container lock.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import struct
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import trio
 
-from sysbox import __version__, ipc
+from sysbox import __version__, ipcserver
+from sysbox.ipcserver import Peer, RequestError
 from sysbox.mgr import allocator, reconcile, specialdirs
 from sysbox.mgr.protocol import REQUESTS, SPECIAL_DIRS
 from sysbox.mgr.store import Container, Store
-from sysbox.oci.spec import describe_error
 
 log = logging.getLogger("sysbox-mgr")
-
-
-class RequestError(Exception):
-    def __init__(self, msg: str, code: str) -> None:
-        super().__init__(msg)
-        self.code = code
 
 
 @dataclass
@@ -42,12 +32,15 @@ class Config:
     gc_interval: float = 30.0
 
 
-class Manager:
+class Manager(ipcserver.Service):
+    REQUESTS = REQUESTS
+    log = log
+
     def __init__(self, cfg: Config) -> None:
+        super().__init__()
         self.cfg = cfg
         self.store = Store(cfg.db)
         self.locks: dict[str, trio.Lock] = {}
-        self.validators = {op: jsonschema.Draft202012Validator(s) for op, s in REQUESTS.items()}
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -93,10 +86,10 @@ class Manager:
 
     # -- operations --------------------------------------------------------------------------
 
-    async def op_ping(self, req: dict[str, Any], peer: tuple[int | None, int | None]) -> dict[str, Any]:
+    async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"version": __version__, "pid": os.getpid()}
 
-    async def op_status(self, req: dict[str, Any], peer: tuple[int | None, int | None]) -> dict[str, Any]:
+    async def op_status(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         containers = self.store.all()
         pool = self.cfg.pool
         return {
@@ -106,7 +99,7 @@ class Manager:
                            for c in containers],
         }
 
-    async def op_register(self, req: dict[str, Any], peer: tuple[int | None, int | None]) -> dict[str, Any]:
+    async def op_register(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         cid, rootfs = req["id"], req["rootfs"]
         kinds = sorted(req.get("special_dirs", []))
         async with self._lock(cid):
@@ -138,7 +131,7 @@ class Manager:
         return {"uid": c.uid, "gid": c.gid, "size": c.size, "restarted": restarted,
                 "special_dirs": self._dirs(c)}
 
-    async def op_update(self, req: dict[str, Any], peer: tuple[int | None, int | None]) -> dict[str, Any]:
+    async def op_update(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         cid = req["id"]
         if self.store.get(cid) is None:
             raise RequestError(f"container {cid} is not registered", "not-found")
@@ -150,7 +143,7 @@ class Manager:
         self.store.update(cid, **fields)
         return {}
 
-    async def op_unregister(self, req: dict[str, Any], peer: tuple[int | None, int | None]) -> dict[str, Any]:
+    async def op_unregister(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         cid = req["id"]
         async with self._lock(cid):
             c = self.store.get(cid)
@@ -167,69 +160,6 @@ class Manager:
         self.locks.pop(cid, None)
         return {"released": True}
 
-    # -- dispatch ----------------------------------------------------------------------------
-
-    async def handle(self, line: bytes, peer: tuple[int | None, int | None]) -> dict[str, Any]:
-        try:
-            try:
-                req = json.loads(line)
-            except (ValueError, UnicodeDecodeError) as e:
-                raise RequestError(f"invalid JSON: {e}", "bad-request") from None
-            except RecursionError:
-                raise RequestError("invalid JSON: nested too deeply", "bad-request") from None
-            if not isinstance(req, dict):
-                raise RequestError(f"a request is a JSON object, got {type(req).__name__}", "bad-request")
-            op = req.get("op")
-            if op is None:
-                raise RequestError("op: required field is missing", "bad-request")
-            if not isinstance(op, str) or op not in REQUESTS:
-                known = ", ".join(sorted(REQUESTS))
-                raise RequestError(f"unknown op {str(op)[:40]!r}; known: {known}", "bad-request")
-            errors = list(self.validators[op].iter_errors(req))
-            if errors:
-                raise RequestError(f"{op}: {describe_error(jsonschema.exceptions.best_match(errors))}",
-                                   "bad-request")
-            result = await getattr(self, f"op_{op}")(req, peer)
-            return {"ok": True, "result": result}
-        except RequestError as e:
-            return {"ok": False, "error": str(e), "code": e.code}
-        except Exception as e:  # noqa: BLE001 - one bad request must never take the daemon down
-            log.exception("internal error handling a request")
-            return {"ok": False, "error": f"internal error: {type(e).__name__}: {e}", "code": "internal"}
-
-
-def _peer(sock: trio.socket.SocketType) -> tuple[int | None, int | None]:
-    """(pid, start time) of the connecting process, from the kernel (SO_PEERCRED)."""
-    try:
-        pid, _uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    except OSError:
-        return None, None
-    return pid, reconcile.start_time(pid)
-
-
-async def serve_connection(mgr: Manager, stream: trio.SocketStream) -> None:
-    peer = _peer(stream.socket)
-    buf = b""
-    try:
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-            buf += data
-            while b"\n" in buf:
-                line, _, buf = buf.partition(b"\n")
-                if line.strip():
-                    await stream.send_all(ipc.encode(await mgr.handle(line, peer)))
-            if len(buf) > ipc.MAX_MESSAGE:
-                await stream.send_all(ipc.encode({"ok": False, "code": "too-large",
-                                                  "error": f"request exceeds {ipc.MAX_MESSAGE} bytes"}))
-                return
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return
-    finally:
-        await stream.aclose()
-
-
 async def gc_loop(mgr: Manager) -> None:
     while True:
         await trio.sleep(mgr.cfg.gc_interval)
@@ -244,21 +174,11 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
     released = mgr.reconcile()
     log.info("reconciled at start-up: %d containers kept, %d released%s", len(mgr.store.all()),
              len(released), f" ({', '.join(released)})" if released else "")
-    os.makedirs(os.path.dirname(cfg.socket) or ".", mode=0o755, exist_ok=True)
-    if os.path.exists(cfg.socket):
-        os.unlink(cfg.socket)  # the pid-file lock already proved no other manager owns it
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        await sock.bind(cfg.socket)
-    finally:
-        os.umask(old)
-    sock.listen(512)
-    listener = trio.SocketListener(sock)
+    listener = await ipcserver.listen(cfg.socket)
     try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.serve_listeners, lambda s: serve_connection(mgr, s), [listener])
+                nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(mgr, s), [listener])
                 nursery.start_soon(gc_loop, mgr)
                 log.info("Ready: listening on %s (pool: %d ranges from uid %d, gid %d)", cfg.socket,
                          cfg.pool.slots, cfg.pool.uid_start, cfg.pool.gid_start)

@@ -13,18 +13,10 @@ from __future__ import annotations
 
 import os
 
+from sysbox.ipcserver import start_time
 from sysbox.mgr.store import Container
 
-
-def start_time(pid: int) -> int | None:
-    """The process start time in clock ticks (field 22 of /proc/<pid>/stat), None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return int(fields[19])
+__all__ = ["alive", "liveness", "start_time"]
 
 
 def alive(pid: int | None, start: int | None) -> bool:

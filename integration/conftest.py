@@ -65,13 +65,25 @@ def worker_index() -> int:
 @pytest.fixture(scope="session")
 def session_mgr(tmp_path_factory):
     """One real sysbox-mgr per xdist worker, with a pool no other worker's manager shares."""
-    from integration.mgrfixture import Mgr
+    from integration.daemons import Mgr
 
     m = Mgr(str(tmp_path_factory.mktemp("session-mgr")), slots=256,
             pool_start=(1 << 24) * (1 + worker_index()))
     m.start()
     yield m
     m.stop()
+
+
+@pytest.fixture(scope="session")
+def session_fs(tmp_path_factory):
+    """One real sysbox-fs per xdist worker, with its own FUSE mount."""
+    from integration.daemons import Fs
+
+    f = Fs(str(tmp_path_factory.mktemp("session-fs")))
+    f.start()
+    yield f
+    f.stop()
+    assert not os.path.ismount(f.mountpoint), "sysbox-fs left its FUSE mount behind"
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +102,12 @@ def sysbox_state(session_mgr):
 class Runtime:
     """sysbox-runc wired to this worker's manager and state dir, with a private runc root."""
 
-    def __init__(self, mgr, state_dir: str, root: str) -> None:
-        self.mgr, self.state_dir, self.root = mgr, state_dir, root
+    def __init__(self, mgr, fs, state_dir: str, root: str) -> None:
+        self.mgr, self.fs, self.state_dir, self.root = mgr, fs, state_dir, root
 
     def argv(self, *args: str) -> list[str]:
-        return [SYSBOX_RUNC, "--mgr-socket", self.mgr.socket, "--sysbox-state", self.state_dir,
-                "--root", self.root, *args]
+        return [SYSBOX_RUNC, "--mgr-socket", self.mgr.socket, "--fs-socket", self.fs.socket,
+                "--sysbox-state", self.state_dir, "--root", self.root, *args]
 
     def __call__(self, *args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         return run(self.argv(*args), timeout=timeout, **kw)
@@ -111,14 +123,18 @@ class Runtime:
     def registered(self) -> list[str]:
         return [c["id"] for c in self.mgr.call("status")["containers"]]
 
+    def fs_registered(self) -> set[str]:
+        return {c["id"] for c in self.fs.call("status")["containers"]}
+
 
 @pytest.fixture
-def rt(session_mgr, sysbox_state, tmp_path) -> Runtime:
+def rt(session_mgr, session_fs, sysbox_state, tmp_path) -> Runtime:
     """A Runtime whose containers are force-deleted afterwards; then checks nothing leaked."""
     root = str(tmp_path / "runc-root")
     os.makedirs(root)
-    r = Runtime(session_mgr, sysbox_state, root)
+    r = Runtime(session_mgr, session_fs, sysbox_state, root)
     before = set(r.registered())
+    fs_before = r.fs_registered()
     yield r
     for cid in run(["runc", "--root", root, "list", "-q"]).stdout.split():
         r("delete", "--force", cid)
@@ -126,6 +142,8 @@ def rt(session_mgr, sysbox_state, tmp_path) -> Runtime:
     for cid in leaked:
         session_mgr.call("unregister", id=cid)
     assert not leaked, f"manager still holds {leaked}"
+    fs_left = r.fs_registered() - fs_before
+    assert not fs_left, f"sysbox-fs still holds {fs_left}"
     left = [m for m in mounts() if m.startswith(sysbox_state) or m.startswith(str(tmp_path))]
     assert not left, f"mounts left: {left}"
 

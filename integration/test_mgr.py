@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from integration.conftest import SYSBOX, run
-from integration.mgrfixture import POOL_START, Mgr
+from integration.daemons import POOL_START, Mgr
 from sysbox.ipc import IPCError
 
 HERE = os.path.dirname(__file__)

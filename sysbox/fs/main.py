@@ -1,14 +1,56 @@
-"""sysbox-fs entry point.  The FUSE emulation daemon is issue 7; until then this says so."""
+"""sysbox-fs command line: options, logging, the single-instance pid file, then the server."""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
+
+from sysbox.fs.protocol import DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SOCKET
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sysbox-fs", description=(
+        "sysbox-fs: per-container emulation of /proc and /sys nodes (uptime, /proc/sys, meminfo, "
+        "cpuinfo, ...) through one FUSE mount that sysbox-runc binds into each container."))
+    p.add_argument("--mountpoint", default=DEFAULT_MOUNTPOINT, help=f"FUSE mount point (default {DEFAULT_MOUNTPOINT})")
+    p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
+    p.add_argument("--pid-file", default=DEFAULT_PID_FILE,
+                   help=f"pid file, locked while running (default {DEFAULT_PID_FILE})")
+    p.add_argument("--log", help="log file (default: stderr)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print("usage: sysbox-fs [--help]\n\nThe /proc and /sys emulation daemon (not built yet).")
-        return 0
-    print("sysbox-fs: the /proc and /sys emulation daemon is not built yet", file=sys.stderr)
-    return 2
+    args = parser().parse_args(argv)
+    handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("sysbox-fs")
+    root.addHandler(handler)
+    root.setLevel(args.log_level.upper())
+    if os.geteuid() != 0:
+        print("sysbox-fs: must run as root", file=sys.stderr)
+        return 1
+    from sysbox.mgr.main import lock_pid_file
+
+    pid_fd = lock_pid_file(args.pid_file, "sysbox-fs")
+    try:
+        import trio
+
+        from sysbox.fs.daemon import Config, serve
+
+        root.info("Starting sysbox-fs (pid %d)", os.getpid())
+        trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint))
+    finally:
+        try:
+            os.unlink(args.pid_file)
+        except FileNotFoundError:
+            pass
+        os.close(pid_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _lock_pid_file(path: str) -> int:
+def lock_pid_file(path: str, name: str = "sysbox-mgr") -> int:
+    """Hold an exclusive lock on the pid file for the daemon's life: a second instance refuses."""
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -42,7 +43,7 @@ def _lock_pid_file(path: str) -> int:
     except BlockingIOError:
         other = os.pread(fd, 32, 0).decode().strip() or "?"
         os.close(fd)
-        raise SystemExit(f"sysbox-mgr: another sysbox-mgr (pid {other}) holds {path}")
+        raise SystemExit(f"{name}: another {name} (pid {other}) holds {path}")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("sysbox-mgr: must run as root", file=sys.stderr)
         return 1
-    pid_fd = _lock_pid_file(args.pid_file)
+    pid_fd = lock_pid_file(args.pid_file)
     try:
         import trio
 

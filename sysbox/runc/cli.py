@@ -14,10 +14,11 @@ GLOBAL_FLAGS: dict[str, bool] = {
     "systemd-cgroup": False, "rootless": True, "help": False, "version": False,
     # sysbox-only (removed before calling the lower runtime)
     "lower-runtime": True, "no-sysbox-mgr": False, "mgr-socket": True, "shift-mode": True,
-    "sysbox-state": True,
+    "sysbox-state": True, "fs-socket": True, "no-sysbox-fs": False,
 }
 GLOBAL_ALIASES = {"h": "help", "v": "version"}
-SYSBOX_GLOBALS = frozenset({"lower-runtime", "no-sysbox-mgr", "mgr-socket", "shift-mode", "sysbox-state"})
+SYSBOX_GLOBALS = frozenset({"lower-runtime", "no-sysbox-mgr", "mgr-socket", "shift-mode", "sysbox-state",
+                            "fs-socket", "no-sysbox-fs"})
 
 _CREATE = {"bundle": True, "console-socket": True, "pid-file": True, "no-pivot": False,
            "no-new-keyring": False, "preserve-fds": True}

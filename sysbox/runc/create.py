@@ -87,6 +87,9 @@ def create(inv: Invocation, runtime: str) -> int:
     if not use_mgr and requested is None:
         raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
     meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None}
+    from sysbox.runc import fsnodes
+
+    fs = fsnodes.connect(inv)
     created = False
     try:
         state.makedirs(cdir)
@@ -116,7 +119,8 @@ def create(inv: Invocation, runtime: str) -> int:
         state.save_meta(cdir, meta)
 
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle,
-                                cap_last_cap=_cap_last_cap(), special_dirs=reg["special_dirs"])
+                                cap_last_cap=_cap_last_cap(), special_dirs=reg["special_dirs"],
+                                fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [])
         new = transform.apply(spec, ctx)
         new["root"]["path"] = target
         with open(os.path.join(cdir, "config.json"), "w") as f:
@@ -135,6 +139,11 @@ def create(inv: Invocation, runtime: str) -> int:
 
         meta["cgroups"] = cgroups.delegate(pid, uid, gid)
         state.save_meta(cdir, meta)
+        if fs:
+            meta["fs"] = fs
+            state.save_meta(cdir, meta)
+            fsnodes.register(fs, cid, pid, uid, gid, size)
+            fsnodes.attach_late(fs["mountpoint"], pid)
         if use_mgr:
             with Client(meta["mgr_socket"]) as client:
                 client.call("update", id=cid, pid=pid, state="created")

@@ -31,6 +31,10 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
                 syscalls.umount2(rec["target"], syscalls.MNT_DETACH)
     except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran
         errors.append(e)
+    if meta.get("fs"):
+        from sysbox.runc import fsnodes
+
+        fsnodes.unregister(globals_, meta["fs"], meta["id"])
     if meta.get("registered") and meta.get("mgr_socket"):
         from sysbox.ipc import IPCError
         from sysbox.mgr.client import Client

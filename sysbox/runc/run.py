@@ -74,9 +74,10 @@ def _as_delete(inv: Invocation, force: bool) -> Invocation:
     from sysbox.runc import cli
 
     argv = inv.lower_globals()
-    for name in ("mgr-socket", "sysbox-state", "shift-mode", "lower-runtime"):
+    for name in ("mgr-socket", "sysbox-state", "shift-mode", "lower-runtime", "fs-socket"):
         if inv.globals.get(name):
             argv += [f"--{name}", str(inv.globals[name])]
-    if inv.globals.get("no-sysbox-mgr"):
-        argv.append("--no-sysbox-mgr")
+    for name in ("no-sysbox-mgr", "no-sysbox-fs"):
+        if inv.globals.get(name):
+            argv.append(f"--{name}")
     return cli.parse(argv + ["delete"] + (["--force"] if force else []) + [str(inv.container_id)])

@@ -1,0 +1,184 @@
+"""A container's resource limits and usage, read from its cgroups (v1, v2 or hybrid).
+
+These feed the lxcfs-style views (meminfo, cpuinfo, stat, loadavg, diskstats, cpu/online) so
+that free, top and uptime inside a container report the container, not the host.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from sysbox.linux import cgroups
+
+UNLIMITED = 1 << 62
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _int(path: str) -> int | None:
+    text = _read(path)
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "max":
+        return UNLIMITED
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _kv(text: str | None) -> dict[str, int]:
+    out = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def parse_cpus(spec: str) -> list[int]:
+    cpus: list[int] = []
+    for part in spec.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def format_cpus(cpus: list[int]) -> str:
+    out, start = [], None
+    for i, c in enumerate(cpus):
+        if start is None:
+            start = c
+        if i + 1 == len(cpus) or cpus[i + 1] != c + 1:
+            out.append(f"{start}" if start == c else f"{start}-{c}")
+            start = None
+    return ",".join(out)
+
+
+@dataclass
+class CgroupView:
+    dirs: dict[str, str]  # controller (or "unified") -> host directory
+
+    @classmethod
+    def of(cls, pid: int) -> "CgroupView":
+        mounts = cgroups.hierarchy_mounts()
+        dirs: dict[str, str] = {}
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                want = frozenset(controllers.split(",")) if controllers else frozenset()
+                for opts, point in mounts:
+                    if (not want and not opts) or (want and want <= opts):
+                        d = os.path.join(point, path.lstrip("/"))
+                        for c in (want or {"unified"}):
+                            dirs.setdefault(c, d)
+                        break
+        return cls(dirs)
+
+    def _v2(self, name: str) -> str | None:
+        d = self.dirs.get("unified")
+        return os.path.join(d, name) if d and os.path.exists(os.path.join(d, name)) else None
+
+    # -- memory --------------------------------------------------------------------------------
+    def memory(self) -> dict[str, int]:
+        """limit, usage, cache, swap_limit, swap_usage (bytes); limits may be UNLIMITED."""
+        d = self.dirs.get("memory")
+        if d:
+            stat = _kv(_read(os.path.join(d, "memory.stat")))
+            limit = _int(os.path.join(d, "memory.limit_in_bytes")) or UNLIMITED
+            usage = _int(os.path.join(d, "memory.usage_in_bytes")) or 0
+            memsw_limit = _int(os.path.join(d, "memory.memsw.limit_in_bytes"))
+            memsw_usage = _int(os.path.join(d, "memory.memsw.usage_in_bytes"))
+            return {"limit": limit, "usage": usage, "cache": stat.get("total_cache", 0),
+                    "active_file": stat.get("total_active_file", 0), "inactive_file": stat.get("total_inactive_file", 0),
+                    "active_anon": stat.get("total_active_anon", 0), "inactive_anon": stat.get("total_inactive_anon", 0),
+                    "shmem": stat.get("total_shmem", 0),
+                    "swap_limit": (memsw_limit - limit) if memsw_limit and memsw_limit < UNLIMITED else UNLIMITED,
+                    "swap_usage": max(0, (memsw_usage or usage) - usage)}
+        p = self._v2("memory.current")
+        if p:
+            d2 = os.path.dirname(p)
+            stat = _kv(_read(os.path.join(d2, "memory.stat")))
+            return {"limit": _int(os.path.join(d2, "memory.max")) or UNLIMITED, "usage": _int(p) or 0,
+                    "cache": stat.get("file", 0), "active_file": stat.get("active_file", 0),
+                    "inactive_file": stat.get("inactive_file", 0), "active_anon": stat.get("active_anon", 0),
+                    "inactive_anon": stat.get("inactive_anon", 0), "shmem": stat.get("shmem", 0),
+                    "swap_limit": _int(os.path.join(d2, "memory.swap.max")) or UNLIMITED,
+                    "swap_usage": _int(os.path.join(d2, "memory.swap.current")) or 0}
+        return {}
+
+    # -- cpu -----------------------------------------------------------------------------------
+    def cpus(self, online: list[int]) -> list[int]:
+        """The CPUs the container may use: its cpuset, cut to its CFS quota (as lxcfs -u)."""
+        d = self.dirs.get("cpuset")
+        text = None
+        if d:
+            text = _read(os.path.join(d, "cpuset.effective_cpus")) or _read(os.path.join(d, "cpuset.cpus"))
+        elif self._v2("cpuset.cpus.effective"):
+            text = _read(self._v2("cpuset.cpus.effective") or "")
+        allowed = [c for c in parse_cpus(text) if c in online] if text and text.strip() else list(online)
+        quota = self.quota()
+        if quota is not None:
+            allowed = allowed[: max(1, -(-quota[0] // quota[1]))]
+        return allowed or list(online)
+
+    def quota(self) -> tuple[int, int] | None:
+        d = self.dirs.get("cpu")
+        if d:
+            q, p = _int(os.path.join(d, "cpu.cfs_quota_us")), _int(os.path.join(d, "cpu.cfs_period_us"))
+            return (q, p) if q and q > 0 and p else None
+        p2 = self._v2("cpu.max")
+        if p2:
+            parts = (_read(p2) or "").split()
+            if len(parts) == 2 and parts[0] != "max":
+                return int(parts[0]), int(parts[1])
+        return None
+
+    def cpu_usage(self) -> dict[int, tuple[int, int]]:
+        """Per-CPU (user, system) nanoseconds, where the cgroup reports them per CPU."""
+        d = self.dirs.get("cpuacct")
+        out: dict[int, tuple[int, int]] = {}
+        if d:
+            for line in (_read(os.path.join(d, "cpuacct.usage_all")) or "").splitlines()[1:]:
+                parts = line.split()
+                if len(parts) == 3:
+                    out[int(parts[0])] = (int(parts[1]), int(parts[2]))
+        elif self._v2("cpu.stat"):
+            stat = _kv(_read(self._v2("cpu.stat") or ""))
+            out[-1] = (stat.get("user_usec", 0) * 1000, stat.get("system_usec", 0) * 1000)
+        return out
+
+    # -- tasks (loadavg) -------------------------------------------------------------------------
+    def task_dirs(self) -> list[str]:
+        d = self.dirs.get("pids") or self.dirs.get("cpu") or self.dirs.get("unified")
+        if not d:
+            return []
+        return [dp for dp, _, _ in os.walk(d)]
+
+    def io(self) -> dict[str, dict[str, int]]:
+        """Per device 'maj:min': rios, wios, rbytes, wbytes."""
+        out: dict[str, dict[str, int]] = {}
+        d = self.dirs.get("blkio")
+        if d:
+            for fname, kind in (("blkio.throttle.io_serviced", "ios"), ("blkio.throttle.io_service_bytes", "bytes")):
+                for line in (_read(os.path.join(d, fname)) or "").splitlines():
+                    parts = line.split()
+                    if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                        key = ("r" if parts[1] == "Read" else "w") + kind
+                        out.setdefault(parts[0], {})[key] = int(parts[2])
+        elif self._v2("io.stat"):
+            for line in (_read(self._v2("io.stat") or "") or "").splitlines():
+                parts = line.split()
+                if parts:
+                    out[parts[0]] = {k: int(v) for k, v in (p.split("=") for p in parts[1:]) if v.isdigit()}
+        return out

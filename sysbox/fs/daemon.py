@@ -1,0 +1,106 @@
+"""sysbox-fs's server: the FUSE session, the control socket and the loadavg sampler, on trio."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import pyfuse3
+import trio
+
+from sysbox import __version__, ipcserver
+from sysbox.fs.fuse import SysboxFS
+from sysbox.fs.nodes import proc_loadavg
+from sysbox.fs.protocol import REQUESTS
+from sysbox.fs.registry import Registry
+from sysbox.ipcserver import Peer, RequestError
+from sysbox.linux import mountinfo
+from sysbox.linux import syscalls as sc
+
+log = logging.getLogger("sysbox-fs")
+
+
+@dataclass
+class Config:
+    socket: str
+    mountpoint: str
+
+
+class FsService(ipcserver.Service):
+    REQUESTS = REQUESTS
+    log = log
+
+    def __init__(self, registry: Registry, mountpoint: str) -> None:
+        super().__init__()
+        self.registry, self.mountpoint = registry, mountpoint
+
+    async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return {"version": __version__, "pid": os.getpid(), "mountpoint": self.mountpoint}
+
+    async def op_status(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        return {"mountpoint": self.mountpoint, "containers": [c.public() for c in self.registry.by_id.values()]}
+
+    async def op_register(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        try:
+            self.registry.add(req["id"], req["pid"], req["uid"], req["gid"], req["size"])
+        except FileNotFoundError:
+            raise RequestError(f"register: pid {req['pid']} does not exist", "not-found") from None
+        except (OSError, ValueError) as e:
+            raise RequestError(f"register: {e}", "bad-request") from None
+        log.info("registered %s (pid %d, uid %d)", req["id"], req["pid"], req["uid"])
+        return {}
+
+    async def op_unregister(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        removed = self.registry.remove(req["id"])
+        if removed:
+            log.info("unregistered %s", req["id"])
+        return {"removed": removed}
+
+
+def _unmount_stale(mountpoint: str) -> None:
+    """A previous sysbox-fs that died leaves its mount behind ("Transport endpoint is not connected")."""
+    while mountinfo.at(mountpoint) is not None:
+        log.warning("unmounting stale mount at %s", mountpoint)
+        sc.umount2(mountpoint, sc.MNT_DETACH)
+
+
+async def sample_load(registry: Registry) -> None:
+    while True:
+        await trio.sleep(proc_loadavg.INTERVAL)
+        for c in list(registry.by_id.values()):
+            proc_loadavg.sample(c)
+
+
+async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    registry = Registry()
+    os.makedirs(cfg.mountpoint, mode=0o755, exist_ok=True)
+    _unmount_stale(cfg.mountpoint)
+    options = set(pyfuse3.default_options) - {"default_permissions"}
+    options |= {"fsname=sysboxfs", "subtype=sysboxfs", "allow_other", "nosuid", "nodev", "noexec"}
+    pyfuse3.init(SysboxFS(registry), cfg.mountpoint, options)
+    listener = await ipcserver.listen(cfg.socket)
+    service = FsService(registry, cfg.mountpoint)
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pyfuse3.main)
+                nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
+                nursery.start_soon(sample_load, registry)
+                log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
+                task_status.started()
+                async for signum in signals:
+                    log.info("received %s, shutting down", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        pyfuse3.close(unmount=True)
+        for cid in list(registry.by_id):
+            registry.remove(cid)
+        try:
+            os.unlink(cfg.socket)
+        except FileNotFoundError:
+            pass
+        log.info("stopped")

@@ -1,0 +1,246 @@
+"""The FUSE filesystem: one mount for all containers, answering each request for its caller.
+
+pyfuse3 serves a single session per process, so sysbox-fs keeps one mount and identifies the
+container of every lookup/getattr/open from the request's pid (sysbox.fs.registry).  Content is
+generated at open() and served from the handle with direct_io, so every open sees fresh values
+and no container's data lands in a shared page cache.
+
+Ownership: files are reported as owned by host root, whose id no container maps, so inside
+they show as nobody (a known difference from Sysbox, which runs one mount per container).  In
+exchange, attributes are identical for every caller and the kernel may cache them, which is
+what keeps a read near lxcfs's cost.  Write permission is enforced here, not by mode bits: only
+the container's root may write, and only where the node allows it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+
+import pyfuse3
+
+from sysbox.fs import nodes
+from sysbox.fs.registry import Container, Registry
+
+log = logging.getLogger("sysbox-fs")
+TIMEOUT = 1.0  # entry/attr cache seconds for nodes whose shape never differs between containers
+NS_TIMEOUT = 0.0  # /proc/sys/net: each network namespace has its own interfaces and tables
+
+
+class Handle:
+    __slots__ = ("path", "container", "data", "entries", "writable")
+
+    def __init__(self, path: str, container: Container | None, data: bytes = b"",
+                 entries: list[tuple[str, bool]] | None = None, writable: bool = False) -> None:
+        self.path, self.container, self.data, self.entries, self.writable = path, container, data, entries, writable
+
+
+def _fail(err: int) -> pyfuse3.FUSEError:
+    return pyfuse3.FUSEError(err)
+
+
+class SysboxFS(pyfuse3.Operations):
+    enable_writeback_cache = False
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()
+        self.registry = registry
+        self.paths: dict[int, str] = {pyfuse3.ROOT_INODE: ""}
+        self.inodes: dict[str, int] = {"": pyfuse3.ROOT_INODE}
+        self.handles: dict[int, Handle] = {}
+        self.next_fh = 1
+        self.dirs = self._static_dirs()
+        self.started_ns = time.time_ns()
+
+    # -- the tree ------------------------------------------------------------------------------
+    @staticmethod
+    def _static_dirs() -> set[str]:
+        dirs = {""}
+        for path in list(nodes.FILES) + list(nodes.SUBTREES):
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                dirs.add("/".join(parts[:i]))
+        return dirs
+
+    def _route(self, path: str) -> tuple[nodes.Subtree | None, str]:
+        for root, sub in nodes.SUBTREES.items():
+            if path == root or path.startswith(root + "/"):
+                return sub, path[len(root) + 1:]
+        return None, path
+
+    async def _stat(self, path: str, c: Container | None) -> nodes.Stat:
+        if path in nodes.FILES:
+            return nodes.Stat(False, nodes.FILES[path].mode)
+        sub, rel = self._route(path)
+        if sub is not None:
+            try:
+                st = await sub.stat(rel, c)
+            except OSError as e:
+                raise _fail(e.errno or errno.EIO) from None
+            if st is None:
+                raise _fail(errno.ENOENT)
+            return st
+        if path in self.dirs:
+            return nodes.Stat(True, 0o555)
+        raise _fail(errno.ENOENT)
+
+    def _inode(self, path: str) -> int:
+        ino = self.inodes.get(path)
+        if ino is None:
+            ino = len(self.paths) + 1
+            while ino in self.paths:
+                ino += 1
+            self.inodes[path] = ino
+            self.paths[ino] = path
+        return ino
+
+    def _attrs(self, path: str, st: nodes.Stat) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = self._inode(path)
+        if st.is_link:
+            a.st_mode = stat.S_IFLNK | 0o777
+        else:
+            a.st_mode = (stat.S_IFDIR if st.is_dir else stat.S_IFREG) | st.mode
+        a.st_nlink = 2 if st.is_dir else 1
+        a.st_uid = a.st_gid = 0
+        a.st_size = 0 if st.is_dir else st.size
+        a.st_blksize = 4096
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.started_ns
+        timeout = NS_TIMEOUT if path == "proc/sys/net" or path.startswith("proc/sys/net/") else TIMEOUT
+        a.entry_timeout = a.attr_timeout = timeout
+        return a
+
+    def _path(self, inode: int) -> str:
+        try:
+            return self.paths[inode]
+        except KeyError:
+            raise _fail(errno.ENOENT) from None
+
+    # -- operations ----------------------------------------------------------------------------
+    async def lookup(self, parent_inode, name, ctx):
+        parent = self._path(parent_inode)
+        name = os.fsdecode(name)
+        if name in (".", ".."):
+            raise _fail(errno.ENOENT)
+        path = f"{parent}/{name}" if parent else name
+        return self._attrs(path, await self._stat(path, self.registry.caller(ctx.pid)))
+
+    async def getattr(self, inode, ctx):
+        path = self._path(inode)
+        return self._attrs(path, await self._stat(path, self.registry.caller(ctx.pid)))
+
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        # `echo 1 > knob` opens with O_TRUNC: the truncate is a no-op, the write carries the value
+        if fields.update_mode or fields.update_uid or fields.update_gid:
+            raise _fail(errno.EPERM)
+        return await self.getattr(inode, ctx)
+
+    async def readlink(self, inode, ctx):
+        sub, rel = self._route(self._path(inode))
+        if sub is None:
+            raise _fail(errno.EINVAL)
+        try:
+            return os.fsencode(sub.readlink(rel))
+        except OSError as e:
+            raise _fail(e.errno or errno.EINVAL) from None
+
+    def _new_handle(self, h: Handle) -> int:
+        fh = self.next_fh
+        self.next_fh += 1
+        self.handles[fh] = h
+        return fh
+
+    async def opendir(self, inode, ctx):
+        path = self._path(inode)
+        c = self.registry.caller(ctx.pid)
+        sub, rel = self._route(path)
+        if sub is not None:
+            try:
+                entries = await sub.listdir(rel, c)
+            except OSError as e:
+                raise _fail(e.errno or errno.EIO) from None
+        else:
+            prefix = f"{path}/" if path else ""
+            names: dict[str, bool] = {}
+            for p in list(nodes.FILES) + list(nodes.SUBTREES) + list(self.dirs):
+                if p.startswith(prefix) and p != path:
+                    head, _, tail = p[len(prefix):].partition("/")
+                    names[head] = names.get(head, False) or bool(tail) or p in self.dirs or p in nodes.SUBTREES
+            entries = sorted(names.items())
+        return self._new_handle(Handle(path, c, entries=entries))
+
+    async def readdir(self, fh, start_id, token):
+        h = self.handles[fh]
+        assert h.entries is not None
+        for i in range(start_id, len(h.entries)):
+            name, is_dir = h.entries[i]
+            path = f"{h.path}/{name}" if h.path else name
+            attrs = self._attrs(path, nodes.Stat(is_dir, 0o555 if is_dir else 0o444))
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), attrs, i + 1):
+                return
+
+    async def releasedir(self, fh):
+        self.handles.pop(fh, None)
+
+    async def open(self, inode, flags, ctx):
+        path = self._path(inode)
+        c = self.registry.caller(ctx.pid)
+        if c is None:
+            raise _fail(errno.EACCES)  # not a registered container: nothing to show
+        accmode = flags & os.O_ACCMODE
+        want_write = accmode in (os.O_WRONLY, os.O_RDWR)
+        if want_write:
+            st = await self._stat(path, c)
+            if not st.mode & 0o200 or ctx.uid != c.uid:
+                raise _fail(errno.EACCES)
+        data = b""
+        if accmode != os.O_WRONLY:
+            data = await self._read(path, c)
+        fh = self._new_handle(Handle(path, c, data=data, writable=want_write))
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+
+    async def _read(self, path: str, c: Container) -> bytes:
+        try:
+            if path in nodes.FILES:
+                return nodes.FILES[path].read(c)
+            sub, rel = self._route(path)
+            if sub is None:
+                raise OSError(errno.EISDIR, "is a directory")
+            return await sub.read(rel, c)
+        except OSError as e:
+            raise _fail(e.errno or errno.EIO) from None
+
+    async def read(self, fh, off, size):
+        return self.handles[fh].data[off:off + size]
+
+    async def write(self, fh, off, buf):
+        h = self.handles[fh]
+        if not h.writable or h.container is None:
+            raise _fail(errno.EBADF)
+        if off != 0:
+            raise _fail(errno.EINVAL)  # sysctl semantics: one value per write, from the start
+        try:
+            if h.path in nodes.FILES:
+                nodes.FILES[h.path].write(h.container, bytes(buf))
+            else:
+                sub, rel = self._route(h.path)
+                assert sub is not None
+                await sub.write(rel, h.container, bytes(buf))
+        except OSError as e:
+            raise _fail(e.errno or errno.EIO) from None
+        return len(buf)
+
+    async def flush(self, fh):
+        pass
+
+    async def release(self, fh):
+        self.handles.pop(fh, None)
+
+    async def statfs(self, ctx):
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_namemax = 255
+        return s

@@ -1,0 +1,95 @@
+"""Emulated /proc and /sys nodes, one module per path, behind one table.
+
+A File answers read() with the whole content for the calling container (generated at open,
+as lxcfs does, so one open sees one consistent snapshot) and write() with the new value or an
+OSError carrying the errno the kernel would give.  A Subtree serves a whole directory (e.g.
+/proc/sys) with stat/listdir/read/write on relative paths.
+
+sysbox.fs.mounts says where each node is mounted in a container (tests check the two agree).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+
+from sysbox.fs.registry import Container
+
+
+@dataclass(frozen=True)
+class Stat:
+    is_dir: bool
+    mode: int
+    size: int = 4096          # non-zero: with size 0, kernels >= 6.5 show page-cache reads as empty
+    is_link: bool = False
+
+
+class File:
+    mode = 0o444
+
+    def read(self, c: Container) -> bytes:
+        raise NotImplementedError
+
+    def write(self, c: Container, data: bytes) -> None:
+        raise OSError(errno.EACCES, "read-only")
+
+
+class Subtree:
+    async def stat(self, rel: str, c: Container | None) -> Stat | None:
+        raise NotImplementedError
+
+    async def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
+        raise NotImplementedError
+
+    async def read(self, rel: str, c: Container) -> bytes:
+        raise NotImplementedError
+
+    async def write(self, rel: str, c: Container, data: bytes) -> None:
+        raise OSError(errno.EACCES, "read-only")
+
+    def readlink(self, rel: str) -> str:
+        raise OSError(errno.EINVAL, "not a link")
+
+
+def parse_int(data: bytes, lo: int | None = None, hi: int | None = None) -> int:
+    """A sysctl-style integer write ("42\\n"); EINVAL outside [lo, hi] or if not a number."""
+    try:
+        value = int(data.decode().strip())
+    except (UnicodeDecodeError, ValueError):
+        raise OSError(errno.EINVAL, "not an integer") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise OSError(errno.EINVAL, "out of range")
+    return value
+
+
+def host_read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _table() -> tuple[dict[str, File], dict[str, Subtree]]:
+    from sysbox.fs.nodes import (proc_cpuinfo, proc_diskstats, proc_loadavg, proc_meminfo, proc_stat,
+                                 proc_swaps, proc_sys, proc_uptime, sys_cpu_online, sys_kernel,
+                                 sys_nf_conntrack)
+
+    files: dict[str, File] = {
+        "proc/uptime": proc_uptime.Uptime(),
+        "proc/swaps": proc_swaps.Swaps(),
+        "proc/meminfo": proc_meminfo.Meminfo(),
+        "proc/cpuinfo": proc_cpuinfo.Cpuinfo(),
+        "proc/stat": proc_stat.Stat(),
+        "proc/loadavg": proc_loadavg.Loadavg(),
+        "proc/diskstats": proc_diskstats.Diskstats(),
+        "sys/devices/system/cpu/online": sys_cpu_online.Online(),
+    }
+    subtrees: dict[str, Subtree] = {
+        "proc/sys": proc_sys.ProcSys(),
+        "sys/kernel": sys_kernel.SysKernel(),
+    }
+    if os.path.isdir(sys_nf_conntrack.HOST):
+        subtrees["sys/module/nf_conntrack/parameters"] = sys_nf_conntrack.Parameters()
+    return files, subtrees
+
+
+FILES, SUBTREES = _table()

@@ -1,0 +1,136 @@
+"""A directory of the host (/proc/sys, /sys/kernel, ...) shown to containers, with some entries
+emulated per container, some hidden, and reads/writes of the rest done in the caller's
+namespaces where the kernel keys them by namespace (net, ipc, uts)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st_
+from typing import Callable, TypeVar
+
+from sysbox.fs.nodes import Stat, Subtree
+from sysbox.fs.registry import Container
+from sysbox.linux import syscalls as sc
+
+T = TypeVar("T")
+_OWN_NS = {ns: os.open(f"/proc/self/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("net", "ipc", "uts")}
+_FLAGS = {"net": sc.CLONE_NEWNET, "ipc": 0x08000000, "uts": 0x04000000}
+
+
+def in_namespaces(c: Container | None, kinds: tuple[str, ...], fn: Callable[[], T]) -> T:
+    """Run fn with this thread in the container's net/ipc/uts namespaces, then come back.
+
+    Called on the trio thread with no await inside, so no other request can run while the
+    thread is in the container's namespaces.
+    """
+    if c is None or not kinds:
+        return fn()
+    entered = []
+    try:
+        for kind in kinds:
+            sc.setns(c.ns_fds[kind], _FLAGS[kind])
+            entered.append(kind)
+        return fn()
+    finally:
+        for kind in entered:
+            sc.setns(_OWN_NS[kind], _FLAGS[kind])
+
+
+class Entry:
+    """An emulated file inside a mirrored directory."""
+
+    mode = 0o644
+
+    def read(self, c: Container, rel: str) -> bytes:
+        raise NotImplementedError
+
+    def write(self, c: Container, rel: str, data: bytes) -> None:
+        raise OSError(errno.EACCES, "read-only")
+
+
+class HostMirror(Subtree):
+    base = "/"
+    hidden: frozenset[str] = frozenset()      # shown as empty directories
+    emulated: dict[str, Entry] = {}
+
+    def namespaces(self, rel: str) -> tuple[str, ...]:
+        return ()
+
+    def writable(self, rel: str) -> bool:
+        return False
+
+    def _path(self, rel: str) -> str:
+        return os.path.join(self.base, rel) if rel else self.base
+
+    def _virtual_dir(self, rel: str) -> bool:
+        prefix = rel + "/" if rel else ""
+        return any(e.startswith(prefix) for e in self.emulated) or any(h.startswith(prefix) for h in self.hidden)
+
+    def _under_hidden(self, rel: str) -> bool:
+        return any(rel.startswith(h + "/") for h in self.hidden)
+
+    async def stat(self, rel: str, c: Container | None) -> Stat | None:
+        if rel in self.emulated:
+            return Stat(False, self.emulated[rel].mode)
+        if rel in self.hidden:
+            return Stat(True, 0o555)
+        if self._under_hidden(rel):
+            return None
+        try:
+            st = in_namespaces(c, self.namespaces(rel), lambda: os.lstat(self._path(rel)))
+        except OSError:
+            return Stat(True, 0o555) if self._virtual_dir(rel) else None
+        if st_.S_ISDIR(st.st_mode):
+            return Stat(True, 0o555)
+        if st_.S_ISLNK(st.st_mode):
+            return Stat(False, 0o777, is_link=True)
+        mode = (st.st_mode & 0o444) | (st.st_mode & 0o200 if self.writable(rel) else 0)
+        return Stat(False, mode)
+
+    async def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
+        if rel in self.hidden:
+            return []
+        names: dict[str, bool] = {}
+
+        def scan() -> None:
+            with os.scandir(self._path(rel)) as it:
+                for e in it:
+                    names[e.name] = e.is_dir(follow_symlinks=False)
+        try:
+            in_namespaces(c, self.namespaces(rel), scan)
+        except OSError:
+            if not self._virtual_dir(rel):
+                raise
+        prefix = rel + "/" if rel else ""
+        for path in list(self.emulated) + list(self.hidden):
+            if path.startswith(prefix):
+                head, _, tail = path[len(prefix):].partition("/")
+                names[head] = bool(tail) or path in self.hidden
+        return sorted(names.items())
+
+    async def read(self, rel: str, c: Container) -> bytes:
+        if rel in self.emulated:
+            return self.emulated[rel].read(c, rel)
+
+        def do() -> bytes:
+            with open(self._path(rel), "rb") as f:
+                return f.read()
+        return in_namespaces(c, self.namespaces(rel), do)
+
+    async def write(self, rel: str, c: Container, data: bytes) -> None:
+        if rel in self.emulated:
+            return self.emulated[rel].write(c, rel, data)
+        if not self.writable(rel):
+            raise OSError(errno.EACCES, "not writable from a container")
+
+        def do() -> None:
+            fd = os.open(self._path(rel), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        in_namespaces(c, self.namespaces(rel), do)
+
+    def readlink(self, rel: str) -> str:
+        return os.readlink(self._path(rel))

@@ -1,0 +1,31 @@
+"""sysbox-fs's control protocol: JSON lines over a root-only unix socket (see sysbox.ipc).
+
+ping        {}                              -> {version, pid, mountpoint}
+register    {id, pid, uid, gid, size}       -> {}     the container whose init is `pid`
+unregister  {id}                            -> {removed}
+status      {}                              -> {mountpoint, containers: [...]}
+"""
+
+from __future__ import annotations
+
+DEFAULT_SOCKET = "/run/sysbox/fs.sock"
+DEFAULT_MOUNTPOINT = "/var/lib/sysboxfs"
+DEFAULT_PID_FILE = "/run/sysbox/fs.pid"
+
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"}
+_U32 = {"type": "integer", "minimum": 0, "maximum": 4294967295}
+
+
+def _op(name, props=None, required=()):
+    return {"type": "object", "additionalProperties": False, "required": ["op", *required],
+            "properties": {"op": {"const": name}, **(props or {})}}
+
+
+REQUESTS = {
+    "ping": _op("ping"),
+    "status": _op("status"),
+    "register": _op("register", {"id": _ID, "pid": {"type": "integer", "minimum": 1, "maximum": 4194304},
+                                 "uid": _U32, "gid": _U32, "size": {"type": "integer", "minimum": 1}},
+                    ("id", "pid", "uid", "gid", "size")),
+    "unregister": _op("unregister", {"id": _ID}, ("id",)),
+}

@@ -1,0 +1,132 @@
+"""Containers known to sysbox-fs, and which one a FUSE request comes from.
+
+A request is answered for the container of the process that made it: the kernel gives us
+the caller's pid, and the caller's user namespace (each sysbox container has its own) names
+the container.  Nothing the container sends is trusted for that.  Inner containers (Docker
+inside) share the outer container's user namespace, so they get its view; a process in a
+nested user namespace is matched through its parent namespaces.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sysbox.fs import cgroupview
+
+NS_GET_PARENT = 0xB702
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def host_uptime() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+@dataclass
+class Container:
+    id: str
+    pid: int
+    uid: int
+    gid: int
+    size: int
+    userns: int
+    started: float                      # host uptime (s) when the container's init started
+    ns_fds: dict[str, int]              # net, ipc, uts: for passthrough in its namespaces
+    cgroups: cgroupview.CgroupView
+    sysctl: dict[str, bytes] = field(default_factory=dict)   # emulated /proc/sys values written
+    files: dict[str, bytes] = field(default_factory=dict)    # other writable emulated files
+    boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    load: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    load_tasks: tuple[int, int] = (0, 0)
+
+    def uptime(self) -> float:
+        return max(0.0, host_uptime() - self.started)
+
+    def close(self) -> None:
+        for fd in self.ns_fds.values():
+            os.close(fd)
+        self.ns_fds = {}
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "pid": self.pid, "uid": self.uid, "gid": self.gid, "size": self.size,
+                "uptime": round(self.uptime(), 2), "sysctl_writes": len(self.sysctl) + len(self.files)}
+
+
+def _start_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Container] = {}
+        self.by_userns: dict[int, Container] = {}
+        self.host_userns = os.stat("/proc/self/ns/user").st_ino
+
+    def add(self, cid: str, pid: int, uid: int, gid: int, size: int) -> Container:
+        if cid in self.by_id:
+            self.remove(cid)
+        userns = os.stat(f"/proc/{pid}/ns/user").st_ino
+        if userns == self.host_userns:
+            raise ValueError(f"pid {pid} is in the host's user namespace, not a system container")
+        fds = {}
+        try:
+            for ns in ("net", "ipc", "uts"):
+                fds[ns] = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+            c = Container(cid, pid, uid, gid, size, userns, _start_ticks(pid) / CLK_TCK, fds,
+                          cgroupview.CgroupView.of(pid))
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+        self.by_id[cid] = c
+        self.by_userns[userns] = c
+        return c
+
+    def remove(self, cid: str) -> bool:
+        c = self.by_id.pop(cid, None)
+        if c is None:
+            return False
+        self.by_userns.pop(c.userns, None)
+        c.close()
+        return True
+
+    def caller(self, pid: int) -> Container | None:
+        """The container a process belongs to, from its user namespace (or an ancestor's)."""
+        try:
+            ino = os.stat(f"/proc/{pid}/ns/user").st_ino
+        except OSError:
+            return None
+        c = self.by_userns.get(ino)
+        if c is not None or ino == self.host_userns:
+            return c
+        return self._nested(pid)
+
+    def _nested(self, pid: int) -> Container | None:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            for _ in range(32):
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+                os.close(fd)
+                fd = parent
+                ino = os.fstat(fd).st_ino
+                if ino in self.by_userns:
+                    return self.by_userns[ino]
+                if ino == self.host_userns:
+                    return None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return None
+
+

@@ -1,0 +1,93 @@
+"""Wiring sysbox-fs into a container: spec bind mounts, registration, and the late mounts.
+
+/proc/sys cannot be a spec mount (runc refuses destinations inside /proc but a few files), so
+after `runc create` a forked child clones the FUSE subtree, enters the container's mount
+namespace and moves it onto /proc/sys there.  sysbox-runc is single-threaded, so the fork is
+safe, and setns into a mount namespace resets the child's root to the container's root: the
+destination is resolved inside the container, never on the host.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sysbox.errors import SysboxError
+from sysbox.fs.mounts import BIND_OPTIONS, MOUNTS
+from sysbox.runc.cli import Invocation
+from sysbox.runc.log import log
+
+
+def socket_path(inv: Invocation) -> str:
+    from sysbox.fs.protocol import DEFAULT_SOCKET
+
+    return str(inv.globals.get("fs-socket") or os.environ.get("SYSBOX_FS_SOCKET") or DEFAULT_SOCKET)
+
+
+def connect(inv: Invocation) -> dict[str, str] | None:
+    """{socket, mountpoint} of a running sysbox-fs, or None when it is not in use here."""
+    if inv.globals.get("no-sysbox-fs"):
+        return None
+    path = socket_path(inv)
+    if not os.path.exists(path):
+        log(inv.globals, "info", f"sysbox-fs is not running ({path} absent): /proc and /sys are not emulated")
+        return None
+    from sysbox.fs.client import Client
+
+    with Client(path) as c:
+        info = c.call("ping")
+    return {"socket": path, "mountpoint": info["mountpoint"]}
+
+
+def spec_mounts(mountpoint: str) -> list[dict[str, Any]]:
+    out = []
+    for src, dest, how, needs in MOUNTS:
+        if how == "late" or (needs and not os.path.exists(needs)):
+            continue
+        options = BIND_OPTIONS + (["ro"] if how == "file" else [])
+        out.append({"destination": dest, "type": "bind", "source": os.path.join(mountpoint, src), "options": options})
+    return out
+
+
+def register(fs: dict[str, str], cid: str, pid: int, uid: int, gid: int, size: int) -> None:
+    from sysbox.fs.client import Client
+
+    with Client(fs["socket"]) as c:
+        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size)
+
+
+def unregister(globals_: dict[str, Any], fs: dict[str, str], cid: str) -> None:
+    from sysbox.fs.client import Client, IPCError
+
+    try:
+        with Client(fs["socket"]) as c:
+            c.call("unregister", id=cid)
+    except IPCError as e:
+        log(globals_, "warning", f"could not unregister {cid} from sysbox-fs: {e}")
+
+
+def attach_late(mountpoint: str, pid: int) -> None:
+    """Move each "late" node onto its destination inside the container of `pid`."""
+    from sysbox.linux import syscalls as sc
+
+    for src, dest, how, _ in MOUNTS:
+        if how != "late":
+            continue
+        fd = sc.open_tree(os.path.join(mountpoint, src), sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+        try:
+            mnt_ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            child = os.fork()
+            if child == 0:
+                code = 1
+                try:
+                    sc.setns(mnt_ns, sc.CLONE_NEWNS)
+                    sc.move_mount(fd, dest)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(mnt_ns)
+            _, status = os.waitpid(child, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise SysboxError(f"could not mount sysbox-fs {src} on {dest} in the container")
+        finally:
+            os.close(fd)

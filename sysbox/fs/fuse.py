@@ -234,7 +234,19 @@ class SysboxFS(pyfuse3.Operations):
         return len(buf)
 
     async def flush(self, fh):
-        pass
+        h = self.handles.get(fh)
+        if h is not None and h.writable:
+            # The truncating open (`echo 1 > knob`) set the kernel's cached size to 0, and reads
+            # stop at the cached size even with direct_io, without asking us: the next reader
+            # would see an empty file.  Storing one byte at the end of the nominal size extends it
+            # again; dropping the page afterwards keeps nothing stale (reads are direct anyway).
+            # Done in flush, which close() waits for; release arrives too late.
+            ino = self.inodes[h.path]
+            try:
+                pyfuse3.notify_store(ino, nodes.Stat(False, 0).size - 1, b"\n")
+                pyfuse3.invalidate_inode(ino, attr_only=False)
+            except OSError as e:
+                log.warning("could not restore the size of %s: %s", h.path, e)
 
     async def release(self, fh):
         self.handles.pop(fh, None)

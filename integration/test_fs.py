@@ -1,0 +1,191 @@
+"""sysbox-fs seen from inside real containers: per-container values, writes that stay in the
+container, namespaced knobs done for real, resource views from the cgroup, no host leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from sysbox.fs.mounts import MOUNTS
+from sysbox.fs.nodes import FILES, SUBTREES
+from sysbox.fs.nodes.proc_sys import Cached, ProcSys
+
+
+def start(rt, make_bundle, cid: str, edit=None, args=("sleep", "300")) -> None:
+    bundle = make_bundle(list(args), name=cid)
+    if edit:
+        path = os.path.join(bundle, "config.json")
+        spec = json.load(open(path))
+        edit(spec)
+        json.dump(spec, open(path, "w"))
+    out = rt("run", "-d", "--bundle", bundle, cid)
+    assert out.returncode == 0, out.stderr
+
+
+def sh(rt, cid: str, script: str) -> subprocess.CompletedProcess:
+    return rt.exec(cid, "sh", "-c", script)
+
+
+def test_mount_table_matches_nodes():
+    served = set(FILES) | set(SUBTREES)
+    mounted = {src for src, _, _, needs in MOUNTS if not needs or os.path.exists(needs)}
+    assert mounted == served
+
+
+def test_two_containers_have_their_own_uptime_and_values(rt, make_bundle, cid):
+    a, b = cid + "a", cid + "b"
+    start(rt, make_bundle, a)
+    time.sleep(1.5)
+    start(rt, make_bundle, b)
+    up_a = float(sh(rt, a, "cat /proc/uptime").stdout.split()[0])
+    up_b = float(sh(rt, b, "cat /proc/uptime").stdout.split()[0])
+    host_up = float(open("/proc/uptime").read().split()[0])
+    assert 1.0 < up_a - up_b < 10 and up_a < host_up
+    host = open("/proc/sys/kernel/panic").read()
+    assert sh(rt, a, "echo 11 > /proc/sys/kernel/panic").returncode == 0
+    assert sh(rt, b, "echo 22 > /proc/sys/kernel/panic").returncode == 0
+    assert sh(rt, a, "cat /proc/sys/kernel/panic").stdout == "11\n"
+    assert sh(rt, b, "cat /proc/sys/kernel/panic").stdout == "22\n"
+    assert open("/proc/sys/kernel/panic").read() == host
+    boot_a = sh(rt, a, "cat /proc/sys/kernel/random/boot_id").stdout
+    assert boot_a == sh(rt, a, "cat /proc/sys/kernel/random/boot_id").stdout != sh(rt, b, "cat /proc/sys/kernel/random/boot_id").stdout
+
+
+EMULATED = sorted(k for k, v in ProcSys.emulated.items() if isinstance(v, Cached) and v.choices is None)
+
+
+def _value(knob: str) -> str:
+    """A valid value different from most defaults."""
+    entry = ProcSys.emulated[knob]
+    assert isinstance(entry, Cached)
+    if entry.count > 1:
+        return "4 4 1 7"
+    return str(max(entry.lo or 0, 1 if entry.hi == 1 else 2))
+
+
+def test_every_emulated_knob_keeps_writes_per_container(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    host_before = {k: _host(k) for k in EMULATED}
+    script = [f"echo {_value(k)} > /proc/sys/{k} && echo {k}=$(cat /proc/sys/{k})" for k in EMULATED]
+    out = sh(rt, cid, " ; ".join(script))
+    got = dict(line.split("=", 1) for line in out.stdout.splitlines())
+    for knob in EMULATED:
+        assert (got.get(knob) or "").split() == _value(knob).split(), (knob, got.get(knob), out.stderr)
+    assert {k: _host(k) for k in EMULATED} == host_before  # the host never changed
+
+
+def _host(knob: str) -> str | None:
+    try:
+        return open(f"/proc/sys/{knob}").read()
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("knob, value, errmsg", [
+    ("kernel/kptr_restrict", "9", "Invalid argument"),
+    ("kernel/pid_max", "abc", "Invalid argument"),
+    ("vm/overcommit_memory", "-1", "Invalid argument"),
+    ("net/core/default_qdisc", "bogus", "No such file or directory"),
+    ("kernel/ngroups_max", "1", "Permission denied"),
+    ("kernel/randomize_va_space", "0", "Permission denied"),
+    ("kernel/random/uuid", "x", "Permission denied"),
+])
+def test_bad_writes_get_the_kernels_errno(rt, make_bundle, cid, knob, value, errmsg):
+    start(rt, make_bundle, cid)
+    before = sh(rt, cid, f"cat /proc/sys/{knob}").stdout
+    out = sh(rt, cid, f"echo {value} > /proc/sys/{knob}")
+    assert out.returncode != 0 and errmsg in out.stderr
+    if knob != "kernel/random/uuid":
+        assert sh(rt, cid, f"cat /proc/sys/{knob}").stdout == before
+
+
+def test_network_knobs_are_real_in_the_container_netns(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    host = open("/proc/sys/net/ipv4/ip_forward").read()
+    assert sh(rt, cid, "echo 1 > /proc/sys/net/ipv4/ip_forward").returncode == 0
+    assert sh(rt, cid, "cat /proc/sys/net/ipv4/ip_forward").stdout == "1\n"
+    pid = rt.state(cid)["pid"]
+    seen = subprocess.run(["nsenter", "-t", str(pid), "-n", "cat", "/proc/sys/net/ipv4/ip_forward"],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert seen == "1\n"  # the kernel's own value in that netns, not a cache
+    assert open("/proc/sys/net/ipv4/ip_forward").read() == host
+    listing = set(sh(rt, cid, "ls /proc/sys/net/ipv4/conf").stdout.split())
+    host_only = set(os.listdir("/proc/sys/net/ipv4/conf")) - {"all", "default", "lo"}
+    assert "lo" in listing and not (host_only & listing)  # the container's interfaces, not the host's
+
+
+def test_sys_kernel_hides_debug_and_tracing(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    out = sh(rt, cid, "ls -A /sys/kernel/debug /sys/kernel/tracing /sys/kernel/security")
+    assert out.stdout == "/sys/kernel/debug:\n\n/sys/kernel/security:\n\n/sys/kernel/tracing:\n"
+    assert sh(rt, cid, "cat /sys/kernel/uevent_seqnum").stdout.strip().isdigit()  # the rest is the host's
+    assert sh(rt, cid, "echo x > /sys/kernel/uevent_helper").returncode != 0
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/module/nf_conntrack/parameters/hashsize"),
+                    reason="nf_conntrack is not loaded on this host, so there is no hashsize to emulate")
+def test_nf_conntrack_hashsize_per_container(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    host = open("/sys/module/nf_conntrack/parameters/hashsize").read()
+    assert sh(rt, cid, "echo 131072 > /sys/module/nf_conntrack/parameters/hashsize").returncode == 0
+    assert sh(rt, cid, "cat /sys/module/nf_conntrack/parameters/hashsize").stdout == "131072\n"
+    assert open("/sys/module/nf_conntrack/parameters/hashsize").read() == host
+
+
+def test_free_nproc_and_cpuinfo_show_the_container_limits(rt, make_bundle, cid):
+    def limit(spec):
+        spec["linux"].setdefault("resources", {})["memory"] = {"limit": 256 << 20}
+        spec["linux"]["resources"]["cpu"] = {"cpus": "0"}
+    start(rt, make_bundle, cid, edit=limit)
+    # procps `free` reads /proc/meminfo; busybox's uses sysinfo(2), which no file can change
+    assert sh(rt, cid, "head -1 /proc/meminfo").stdout.split() == ["MemTotal:", "262144", "kB"]
+    assert sh(rt, cid, "nproc").stdout.strip() == "1"
+    assert sh(rt, cid, "grep -c ^processor /proc/cpuinfo").stdout.strip() == "1"
+    assert sh(rt, cid, "cat /sys/devices/system/cpu/online").stdout.strip() == "0"
+    assert sh(rt, cid, "grep -c '^cpu[0-9]' /proc/stat").stdout.strip() == "1"
+    assert sh(rt, cid, "awk '{print NF}' /proc/loadavg").stdout.strip() == "5"
+    assert sh(rt, cid, "cat /proc/swaps").stdout.startswith("Filename")
+
+
+def test_host_processes_get_nothing(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    path = os.path.join(rt.fs.mountpoint, "proc/uptime")
+    with pytest.raises(PermissionError):
+        open(path).read()
+
+
+def test_unregistered_on_delete(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    assert cid in rt.fs_registered()
+    assert rt("delete", "--force", cid).returncode == 0
+    assert cid not in rt.fs_registered()
+
+
+@pytest.mark.slow
+def test_four_containers_reading_for_30_seconds(rt, make_bundle, cid):
+    fs_pid = rt.fs.proc.pid
+    fds_before = len(os.listdir(f"/proc/{fs_pid}/fd"))
+    loop = ("end=$(( $(date +%s) + 30 )); n=0; err=0; "
+            "while [ $(date +%s) -lt $end ]; do "
+            "cat /proc/uptime /proc/meminfo /proc/cpuinfo /proc/stat /proc/loadavg /proc/sys/kernel/panic "
+            "/proc/sys/net/core/somaxconn > /dev/null 2>&1 || err=$((err+1)); n=$((n+1)); done; echo $n $err")
+    ids = [f"{cid}{i}" for i in range(4)]
+    for c in ids:
+        start(rt, make_bundle, c, args=("sh", "-c", loop + " > /tmp/result; sleep 300"))
+    time.sleep(31)
+    results = []
+    for c in ids:
+        for _ in range(50):
+            out = sh(rt, c, "cat /tmp/result 2>/dev/null").stdout.split()
+            if out:
+                break
+            time.sleep(0.2)
+        results.append([int(x) for x in out])
+    assert all(n > 100 and err == 0 for n, err in results), results
+    assert len(os.listdir(f"/proc/{fs_pid}/fd")) <= fds_before + 2  # no descriptor leak
+    status = rt.fs.call("status")
+    assert {c["id"] for c in status["containers"]} >= set(ids)

@@ -28,3 +28,6 @@ unit: venv             ## only the fast unit tests
 
 clean:                 ## remove the venv (images stay cached)
 	rm -rf $(VENV) .pytest_cache
+
+bench: setup           ## side-by-side benchmarks, written to bench/results/
+	$(VENV)/bin/python bench/proc_read.py

@@ -6,7 +6,7 @@ VENV=${VENV:-$PWD/.venv}
 IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
 # System packages: runtime needs, FUSE build deps, image builders, and the daemons later tests drive.
 APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc python3 python3-venv python3-dev uidmap
-              debootstrap busybox-static file tar iptables kmod xfsprogs)
+              debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -1,0 +1,168 @@
+"""Read latency of emulated /proc nodes: native procfs, lxcfs and sysbox-fs, in one run.
+
+Starts its own sysbox-mgr, sysbox-fs and lxcfs on private paths, boots one busybox system
+container, and times open+read+close from a reader that sysbox-fs identifies as that
+container (a forked process that joined the container's user namespace).  lxcfs is read from
+the same process.  Reports medians in microseconds and ratios to lxcfs, then throughput with
+1, 4 and 16 concurrent readers.  Writes bench/results/proc_read.md.
+
+Usage: python bench/proc_read.py [--reads N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from integration.daemons import Fs, Mgr  # noqa: E402  (the same daemon runners the tests use)
+from sysbox import images  # noqa: E402
+from sysbox.linux import syscalls as sc  # noqa: E402
+from sysbox.oci.bundle import write_bundle  # noqa: E402
+
+NODES = ["proc/uptime", "proc/meminfo", "proc/cpuinfo", "proc/sys/kernel/panic"]
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def time_reads(path: str, n: int) -> float:
+    """Median microseconds of open+read+close over n reads."""
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fd = os.open(path, os.O_RDONLY)
+        while os.read(fd, 65536):
+            pass
+        os.close(fd)
+        samples.append(time.perf_counter_ns() - t0)
+    return statistics.median(samples) / 1000
+
+
+def in_container(userns_path: str, fn, *args):
+    """Run fn in a forked child that joined the container's user namespace; return its result."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            sc.setns(os.open(userns_path, os.O_RDONLY), sc.CLONE_NEWUSER)
+            os.write(w, json.dumps(fn(*args)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+def throughput(userns_path: str, path: str, readers: int, seconds: float) -> float:
+    """Total reads per second with `readers` concurrent processes."""
+    def loop(p: str, secs: float) -> int:
+        end, n = time.monotonic() + secs, 0
+        while time.monotonic() < end:
+            fd = os.open(p, os.O_RDONLY)
+            os.read(fd, 65536)
+            os.close(fd)
+            n += 1
+        return n
+
+    results = []
+    pipes = []
+    for _ in range(readers):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                if userns_path:
+                    sc.setns(os.open(userns_path, os.O_RDONLY), sc.CLONE_NEWUSER)
+                os.write(w, str(loop(path, seconds)).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        pipes.append((pid, r))
+    for pid, r in pipes:
+        results.append(int(os.read(r, 64) or b"0"))
+        os.close(r)
+        os.waitpid(pid, 0)
+    return sum(results) / seconds
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reads", type=int, default=3000)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="sysbox-bench-")
+    state = f"/run/sysbox-bench-{os.getpid()}"
+    os.makedirs(state, mode=0o711)
+    mgr, fs = Mgr(os.path.join(work, "mgr")).start(), Fs(os.path.join(work, "fs")).start()
+    lxcfs_mnt = os.path.join(work, "lxcfs")
+    os.makedirs(lxcfs_mnt)
+    lxcfs = subprocess.Popen(["lxcfs", lxcfs_mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runtime = [os.path.join(VENV_BIN, "sysbox-runc"), "--mgr-socket", mgr.socket, "--fs-socket", fs.socket,
+               "--sysbox-state", state, "--root", os.path.join(work, "runc")]
+    cid = f"bench-{os.getpid()}"
+    try:
+        for _ in range(100):
+            if os.path.ismount(lxcfs_mnt):
+                break
+            time.sleep(0.05)
+        rootfs = images.build("busybox")["rootfs"]
+        bundle = os.path.join(work, "bundle")
+        write_bundle(bundle, rootfs, ["sleep", "3600"], readonly=True)
+        subprocess.run(runtime + ["run", "-d", "--bundle", bundle, cid], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        pid = json.loads(subprocess.run(runtime + ["state", cid], capture_output=True, check=True).stdout)["pid"]
+        userns = f"/proc/{pid}/ns/user"
+        rows = []
+        for node in NODES:
+            native = time_reads("/" + node, args.reads)
+            lx_path = os.path.join(lxcfs_mnt, node)
+            lx = time_reads(lx_path, args.reads) if os.path.exists(lx_path) and "/sys/" not in node else None
+            ours = in_container(userns, time_reads, os.path.join(fs.mountpoint, node), args.reads)
+            rows.append((node, native, lx, ours))
+        tput = []
+        for readers in (1, 4, 16):
+            lx_t = throughput("", os.path.join(lxcfs_mnt, "proc/uptime"), readers, args.seconds)
+            ours_t = throughput(userns, os.path.join(fs.mountpoint, "proc/uptime"), readers, args.seconds)
+            tput.append((readers, lx_t, ours_t))
+    finally:
+        subprocess.run(runtime + ["delete", "--force", cid], capture_output=True)
+        lxcfs.terminate()
+        lxcfs.wait(10)
+        subprocess.run(["umount", "-l", lxcfs_mnt], capture_output=True)
+        fs.stop()
+        mgr.stop()
+        os.rmdir(state) if os.path.isdir(state) and not os.listdir(state) else None
+    lines = [f"# /proc read latency ({time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
+             f"median of {args.reads} open+read+close)", "",
+             "| node | native us | lxcfs us | sysbox-fs us | sysbox-fs / lxcfs |", "|---|---|---|---|---|"]
+    for node, native, lx, ours in rows:
+        ratio = f"{ours / lx:.2f}x" if lx else "n/a (lxcfs does not emulate it)"
+        lines.append(f"| /{node} | {native:.1f} | {lx:.1f} | {ours:.1f} | {ratio} |" if lx else
+                     f"| /{node} | {native:.1f} | n/a | {ours:.1f} | {ratio} |")
+    lines += ["", f"Throughput on /proc/uptime, reads per second ({args.seconds:.0f} s per point):", "",
+              "| readers | lxcfs | sysbox-fs | sysbox-fs / lxcfs |", "|---|---|---|---|"]
+    for readers, lx_t, ours_t in tput:
+        lines.append(f"| {readers} | {lx_t:.0f} | {ours_t:.0f} | {ours_t / lx_t:.2f}x |")
+    report = "\n".join(lines) + "\n"
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "proc_read.md"), "w") as f:
+        f.write(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

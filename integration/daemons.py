@@ -117,9 +117,11 @@ class Fs(Daemon):
     def __init__(self, base: str) -> None:
         super().__init__(base)
         self.mountpoint = os.path.join(base, "mnt")
+        self.seccomp_socket = os.path.join(base, "seccomp.sock")
 
     def argv(self) -> list[str]:
         return [os.path.join(VENV_BIN, "sysbox-fs"), "--socket", self.socket, "--mountpoint", self.mountpoint,
+                "--seccomp-socket", self.seccomp_socket,
                 "--pid-file", self.pid_file, "--log", self.log, "--log-level", "debug"]
 
     def client(self) -> FsClient:

@@ -198,3 +198,48 @@ def test_four_containers_reading_for_30_seconds(rt, make_bundle, cid):
         time.sleep(0.1)
     after = sorted(os.readlink(f"/proc/{fs_pid}/fd/{fd}") for fd in os.listdir(f"/proc/{fs_pid}/fd"))
     assert len(after) <= fds_before, after  # every namespace fd and handle closed
+
+
+def test_procfs_mounted_inside_gets_the_emulated_nodes(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    assert sh(rt, cid, "echo 33 > /proc/sys/kernel/panic").returncode == 0
+    out = sh(rt, cid, "mkdir -p /tmp/p && mount -t proc proc /tmp/p && cat /tmp/p/uptime /proc/uptime "
+                      "/tmp/p/sys/kernel/panic && ls /tmp/p/1 >/dev/null && echo pid1-visible")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    inner, outer = float(lines[0].split()[0]), float(lines[1].split()[0])
+    assert abs(inner - outer) < 2 and inner < float(open("/proc/uptime").read().split()[0])
+    assert lines[2:] == ["33", "pid1-visible"]  # the container's own values and pid namespace
+    if os.path.exists("/proc/timer_list"):
+        assert sh(rt, cid, "wc -c < /tmp/p/timer_list").stdout.strip() == "0"  # still masked
+    un = sh(rt, cid, "cd /tmp && umount p && echo gone && grep -c ' /tmp/p[ /]' /proc/self/mountinfo")
+    assert un.stdout.split() == ["gone", "0"]  # a plain umount works, the nodes on it included
+    ro = sh(rt, cid, "mount -o ro -t proc proc /tmp/p && echo 5 > /tmp/p/sys/kernel/panic")
+    assert ro.returncode != 0 and "Read-only file system" in ro.stderr
+    assert sh(rt, cid, "umount -l /tmp/p && mount -t tmpfs t /mnt && umount /mnt && echo ok").stdout.strip() == "ok"
+    assert rt.fs.call("status")["emulated_mounts"] >= 2
+
+
+def test_trapped_mount_paths_resolve_inside_the_container(rt, make_bundle, cid, tmp_path):
+    start(rt, make_bundle, cid)
+    host_probe = tmp_path / "probe"
+    host_probe.mkdir()
+    script = (f"mkdir -p /tmp/real && ln -s /tmp/real /tmp/link && mount -t proc proc /tmp/link && "
+              f"cd / && mkdir -p {host_probe} && mount -t proc proc ../../../..{host_probe} && "
+              f"grep -c ' /tmp/real proc ' /proc/self/mountinfo; grep -c ' {host_probe} proc ' /proc/self/mountinfo")
+    out = sh(rt, cid, script.replace(" proc ' ", " ' "))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "1"]  # both landed inside the container
+    assert not os.path.ismount(host_probe) and os.listdir(host_probe) == []  # the host path is untouched
+
+
+def test_trapped_mount_needs_cap_sys_admin(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    out = run_as(rt, cid, "1000", "mkdir -p /tmp/q; mount -t proc proc /tmp/q")
+    assert out.returncode != 0
+    assert sh(rt, cid, "grep -c ' /tmp/q ' /proc/self/mountinfo").stdout.strip() == "0"
+
+
+def run_as(rt, cid: str, user: str, script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runc", "--root", rt.root, "exec", "--user", user, "--cwd", "/tmp", cid, "sh", "-c", script],
+                          capture_output=True, text=True, timeout=30)

@@ -16,6 +16,7 @@ from sysbox.fs.fuse import SysboxFS
 from sysbox.fs.nodes import proc_loadavg
 from sysbox.fs.protocol import REQUESTS
 from sysbox.fs.registry import Registry
+from sysbox.fs.trap.listener import Trap
 from sysbox.ipcserver import Peer, RequestError
 from sysbox.linux import mountinfo
 from sysbox.linux import syscalls as sc
@@ -27,25 +28,28 @@ log = logging.getLogger("sysbox-fs")
 class Config:
     socket: str
     mountpoint: str
+    seccomp_socket: str
 
 
 class FsService(ipcserver.Service):
     REQUESTS = REQUESTS
     log = log
 
-    def __init__(self, registry: Registry, mountpoint: str) -> None:
+    def __init__(self, registry: Registry, cfg: Config, trap: Trap) -> None:
         super().__init__()
-        self.registry, self.mountpoint = registry, mountpoint
+        self.registry, self.cfg, self.trap = registry, cfg, trap
 
     async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return {"version": __version__, "pid": os.getpid(), "mountpoint": self.mountpoint}
+        return {"version": __version__, "pid": os.getpid(), "mountpoint": self.cfg.mountpoint,
+                "seccomp_socket": self.cfg.seccomp_socket}
 
     async def op_status(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        return {"mountpoint": self.mountpoint, "containers": [c.public() for c in self.registry.by_id.values()]}
+        return {"mountpoint": self.cfg.mountpoint, "trapped": self.trap.served, "emulated_mounts": self.trap.emulated,
+                "containers": [c.public() for c in self.registry.by_id.values()]}
 
     async def op_register(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         try:
-            self.registry.add(req["id"], req["pid"], req["uid"], req["gid"], req["size"])
+            self.registry.add(req["id"], req["pid"], req["uid"], req["gid"], req["size"], req.get("masked"))
         except FileNotFoundError:
             raise RequestError(f"register: pid {req['pid']} does not exist", "not-found") from None
         except (OSError, ValueError) as e:
@@ -82,13 +86,15 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
     options |= {"fsname=sysboxfs", "subtype=sysboxfs", "allow_other", "nosuid", "nodev", "noexec"}
     pyfuse3.init(SysboxFS(registry), cfg.mountpoint, options)
     listener = await ipcserver.listen(cfg.socket)
-    service = FsService(registry, cfg.mountpoint)
+    trap = Trap(registry, cfg.mountpoint)
+    service = FsService(registry, cfg, trap)
     try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(pyfuse3.main)
                 nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
                 nursery.start_soon(sample_load, registry)
+                await nursery.start(trap.serve, cfg.seccomp_socket)
                 log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
                 task_status.started()
                 async for signum in signals:
@@ -99,8 +105,9 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
         pyfuse3.close(unmount=True)
         for cid in list(registry.by_id):
             registry.remove(cid)
-        try:
-            os.unlink(cfg.socket)
-        except FileNotFoundError:
-            pass
+        for path in (cfg.socket, cfg.seccomp_socket):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         log.info("stopped")

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from sysbox.fs.protocol import DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SOCKET
+from sysbox.fs.protocol import DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SECCOMP_SOCKET, DEFAULT_SOCKET
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,6 +16,8 @@ def parser() -> argparse.ArgumentParser:
         "cpuinfo, ...) through one FUSE mount that sysbox-runc binds into each container."))
     p.add_argument("--mountpoint", default=DEFAULT_MOUNTPOINT, help=f"FUSE mount point (default {DEFAULT_MOUNTPOINT})")
     p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
+    p.add_argument("--seccomp-socket", default=DEFAULT_SECCOMP_SOCKET,
+                   help=f"where runc hands over seccomp notify fds (default {DEFAULT_SECCOMP_SOCKET})")
     p.add_argument("--pid-file", default=DEFAULT_PID_FILE,
                    help=f"pid file, locked while running (default {DEFAULT_PID_FILE})")
     p.add_argument("--log", help="log file (default: stderr)")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         from sysbox.fs.daemon import Config, serve
 
         root.info("Starting sysbox-fs (pid %d)", os.getpid())
-        trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint))
+        trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket))
     finally:
         try:
             os.unlink(args.pid_file)

@@ -1,7 +1,8 @@
 """sysbox-fs's control protocol: JSON lines over a root-only unix socket (see sysbox.ipc).
 
-ping        {}                              -> {version, pid, mountpoint}
-register    {id, pid, uid, gid, size}       -> {}     the container whose init is `pid`
+ping        {}                              -> {version, pid, mountpoint, seccomp_socket}
+register    {id, pid, uid, gid, size, masked?} -> {}  the container whose init is `pid`;
+            masked: paths under /proc it masks, masked again in procfs it mounts later
 unregister  {id}                            -> {removed}
 status      {}                              -> {mountpoint, containers: [...]}
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 DEFAULT_SOCKET = "/run/sysbox/fs.sock"
 DEFAULT_MOUNTPOINT = "/var/lib/sysboxfs"
 DEFAULT_PID_FILE = "/run/sysbox/fs.pid"
+DEFAULT_SECCOMP_SOCKET = "/run/sysbox/fs-seccomp.sock"
 
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"}
 _U32 = {"type": "integer", "minimum": 0, "maximum": 4294967295}
@@ -25,7 +27,9 @@ REQUESTS = {
     "ping": _op("ping"),
     "status": _op("status"),
     "register": _op("register", {"id": _ID, "pid": {"type": "integer", "minimum": 1, "maximum": 4194304},
-                                 "uid": _U32, "gid": _U32, "size": {"type": "integer", "minimum": 1}},
+                                 "uid": _U32, "gid": _U32, "size": {"type": "integer", "minimum": 1},
+                                 "masked": {"type": "array", "maxItems": 256, "items": {
+                                     "type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_./-]*$", "maxLength": 256}}},
                     ("id", "pid", "uid", "gid", "size")),
     "unregister": _op("unregister", {"id": _ID}, ("id",)),
 }

@@ -43,6 +43,7 @@ class Container:
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     load: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     load_tasks: tuple[int, int] = (0, 0)
+    masked: list[str] = field(default_factory=list)  # paths under /proc masked in the container
 
     def uptime(self) -> float:
         return max(0.0, host_uptime() - self.started)
@@ -69,7 +70,7 @@ class Registry:
         self.by_userns: dict[int, Container] = {}
         self.host_userns = os.stat("/proc/self/ns/user").st_ino
 
-    def add(self, cid: str, pid: int, uid: int, gid: int, size: int) -> Container:
+    def add(self, cid: str, pid: int, uid: int, gid: int, size: int, masked: list[str] | None = None) -> Container:
         if cid in self.by_id:
             self.remove(cid)
         userns = os.stat(f"/proc/{pid}/ns/user").st_ino
@@ -80,7 +81,7 @@ class Registry:
             for ns in ("net", "ipc", "uts"):
                 fds[ns] = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
             c = Container(cid, pid, uid, gid, size, userns, _start_ticks(pid) / CLK_TCK, fds,
-                          cgroupview.CgroupView.of(pid))
+                          cgroupview.CgroupView.of(pid), masked=list(masked or []))
         except BaseException:
             for fd in fds.values():
                 os.close(fd)

@@ -120,7 +120,8 @@ def create(inv: Invocation, runtime: str) -> int:
 
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle,
                                 cap_last_cap=_cap_last_cap(), special_dirs=reg["special_dirs"],
-                                fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [])
+                                fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [],
+                                trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)
         new["root"]["path"] = target
         with open(os.path.join(cdir, "config.json"), "w") as f:
@@ -142,7 +143,7 @@ def create(inv: Invocation, runtime: str) -> int:
         if fs:
             meta["fs"] = fs
             state.save_meta(cdir, meta)
-            fsnodes.register(fs, cid, pid, uid, gid, size)
+            fsnodes.register(fs, cid, pid, uid, gid, size, new)
             fsnodes.attach_late(fs["mountpoint"], pid)
         if use_mgr:
             with Client(meta["mgr_socket"]) as client:

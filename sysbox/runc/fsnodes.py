@@ -36,7 +36,7 @@ def connect(inv: Invocation) -> dict[str, str] | None:
 
     with Client(path) as c:
         info = c.call("ping")
-    return {"socket": path, "mountpoint": info["mountpoint"]}
+    return {"socket": path, "mountpoint": info["mountpoint"], "seccomp_socket": info["seccomp_socket"]}
 
 
 def spec_mounts(mountpoint: str) -> list[dict[str, Any]]:
@@ -49,11 +49,12 @@ def spec_mounts(mountpoint: str) -> list[dict[str, Any]]:
     return out
 
 
-def register(fs: dict[str, str], cid: str, pid: int, uid: int, gid: int, size: int) -> None:
+def register(fs: dict[str, str], cid: str, pid: int, uid: int, gid: int, size: int, spec: dict[str, Any]) -> None:
     from sysbox.fs.client import Client
 
+    masked = [p[len("/proc/"):] for p in spec.get("linux", {}).get("maskedPaths", []) if p.startswith("/proc/")]
     with Client(fs["socket"]) as c:
-        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size)
+        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size, masked=masked)
 
 
 def unregister(globals_: dict[str, Any], fs: dict[str, str], cid: str) -> None:

@@ -31,6 +31,7 @@ class Context:
     cap_last_cap: int = 40
     special_dirs: list[dict[str, str]] = field(default_factory=list)
     fs_nodes: list[dict[str, Any]] = field(default_factory=list)
+    trap_socket: str | None = None      # sysbox-fs's seccomp listener: mount(2) is trapped there
 
 
 def check(spec: dict[str, Any]) -> None:
@@ -50,6 +51,6 @@ def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out = caps.apply(out, ctx)
     out = mounts.apply(out, ctx)
     out = paths.apply(out)
-    out = seccomp.apply(out)
+    out = seccomp.apply(out, ctx.trap_socket)
     out.setdefault("annotations", {})["io.sysbox.uid-range"] = f"{ctx.uid}:{ctx.size}"
     return out

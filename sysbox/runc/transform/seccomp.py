@@ -4,6 +4,9 @@ Docker's default profile denies mount, unshare, setns, pivot_root, keyctl, ... b
 ordinary container's root is host root.  Here the kernel checks those calls against the
 container's user namespace, so they are allowed; calls that need host privilege (module
 loading, raw I/O) stay denied and would fail with EPERM regardless.
+
+With sysbox-fs running, mount(2) is trapped (SCMP_ACT_NOTIFY) instead of allowed, so a procfs
+mounted inside gets the emulated nodes; sysbox-fs lets every other mount through unchanged.
 """
 
 from __future__ import annotations
@@ -21,16 +24,25 @@ SYSCONT_SYSCALLS = frozenset({
 _PERMISSIVE = {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}
 
 
-def apply(spec: dict[str, Any]) -> dict[str, Any]:
+TRAPPED = frozenset({"mount", "umount2"})
+
+
+def apply(spec: dict[str, Any], trap_socket: str | None = None) -> dict[str, Any]:
     sec = spec.get("linux", {}).get("seccomp")
     if not sec:
-        return spec
+        if not trap_socket:
+            return spec
+        sec = spec.setdefault("linux", {})["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    trapped = TRAPPED if trap_socket else frozenset()
     rules = []
     for rule in sec.get("syscalls") or []:
         names = [n for n in rule["names"] if n not in SYSCONT_SYSCALLS]
         if names:
             rules.append({**rule, "names": names})
     if sec["defaultAction"] not in _PERMISSIVE:
-        rules.append({"names": sorted(SYSCONT_SYSCALLS), "action": "SCMP_ACT_ALLOW"})
+        rules.append({"names": sorted(SYSCONT_SYSCALLS - trapped), "action": "SCMP_ACT_ALLOW"})
+    if trapped:
+        rules.append({"names": sorted(trapped), "action": "SCMP_ACT_NOTIFY"})
+        sec["listenerPath"] = trap_socket
     sec["syscalls"] = rules
     return spec

@@ -1,0 +1,1 @@
+"""Syscalls trapped in containers through seccomp user notification, one module per syscall."""

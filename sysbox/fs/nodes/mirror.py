@@ -52,6 +52,7 @@ class Entry:
 class HostMirror(Subtree):
     base = "/"
     hidden: frozenset[str] = frozenset()      # shown as empty directories
+    absent: frozenset[str] = frozenset()      # not shown at all
     emulated: dict[str, Entry] = {}
 
     def namespaces(self, rel: str) -> tuple[str, ...]:
@@ -68,7 +69,8 @@ class HostMirror(Subtree):
         return any(e.startswith(prefix) for e in self.emulated) or any(h.startswith(prefix) for h in self.hidden)
 
     def _under_hidden(self, rel: str) -> bool:
-        return any(rel.startswith(h + "/") for h in self.hidden)
+        return any(rel.startswith(h + "/") for h in self.hidden) or \
+            any(rel == a or rel.startswith(a + "/") for a in self.absent)
 
     async def stat(self, rel: str, c: Container | None) -> Stat | None:
         if rel in self.emulated:
@@ -102,6 +104,9 @@ class HostMirror(Subtree):
         except OSError:
             if not self._virtual_dir(rel):
                 raise
+        for name in self.absent:
+            if os.path.dirname(name) == rel:
+                names.pop(os.path.basename(name), None)
         prefix = rel + "/" if rel else ""
         for path in list(self.emulated) + list(self.hidden):
             if path.startswith(prefix):

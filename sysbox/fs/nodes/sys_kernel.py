@@ -1,7 +1,9 @@
-"""/sys/kernel: the host's, read-only, with debug, tracing, config and security shown empty.
+"""/sys/kernel: the host's, read-only; security shown empty; debug, tracing and config hidden.
 
-Those four expose host-wide kernel state (and debugfs/tracefs cannot be mounted in a user
-namespace anyway); an empty directory is what Sysbox shows too.
+They expose host-wide kernel state.  debugfs, tracefs and configfs cannot be mounted in a
+user namespace at all, so their mount points are hidden rather than emptied: systemd's
+sys-kernel-{debug,tracing,config}.mount units are conditioned on the directory existing, and
+skip instead of failing (Sysbox shows them empty, and those units fail there).
 """
 
 from __future__ import annotations
@@ -11,4 +13,5 @@ from sysbox.fs.nodes.mirror import HostMirror
 
 class SysKernel(HostMirror):
     base = "/sys/kernel"
-    hidden = frozenset({"debug", "tracing", "config", "security"})
+    hidden = frozenset({"security"})
+    absent = frozenset({"debug", "tracing", "config"})

@@ -37,6 +37,9 @@ def _nodes(mountpoint: str, readonly: bool) -> list[tuple[int, str]]:
 def _in_mount(target: str, flags: int, data: str, clones: list[tuple[int, str]], masked: list[str]) -> int:
     try:
         sc.mount("proc", target, "proc", flags, data)
+        if target.startswith("/proc/self/fd/"):
+            # A magic link names the directory under the new mount; its path crosses into it.
+            target = os.readlink(target)
     except OSError as e:
         return e.errno or errno.EIO
     try:
@@ -73,6 +76,19 @@ def _open_ns(pid: int, names: tuple[str, ...]) -> dict[str, int]:
             os.close(fd)
         raise
     return fds
+
+
+def _self_target(pid: int, target: str) -> tuple[str, int | None]:
+    """Targets like /proc/self/fd/4 (systemd mounts through an O_PATH fd) name the caller's
+    objects: open them through the caller's pid and hand the helper an fd to the same object.
+    The kernel follows the magic link to what the caller holds, so nothing is resolved on the
+    host's terms.  The helper reaches it as /proc/self/fd/N from inside the caller's pid
+    namespace."""
+    for prefix in ("/proc/self/", "/proc/thread-self/"):
+        if target.startswith(prefix):
+            fd = os.open(f"/proc/{pid}/{target[len(prefix):]}", os.O_PATH | os.O_CLOEXEC)
+            return f"/proc/self/fd/{fd}", fd
+    return target, None
 
 
 def has_emulated_proc(pid: int) -> bool:
@@ -135,8 +151,11 @@ def mount_proc(pid: int, target: str, flags: int, data: str, mountpoint: str, ma
     """Mount proc at `target` as process `pid` sees it; returns 0 or an errno."""
     clones = _nodes(mountpoint, bool(flags & MS_RDONLY))
     fds: dict[str, int] = {}
+    target, target_fd = _self_target(pid, target)
+    if target_fd is not None:
+        fds["target"] = target_fd
     try:
-        fds = _open_ns(pid, ("mnt", "pid", "root", "cwd"))
+        fds.update(_open_ns(pid, ("mnt", "pid", "root", "cwd")))
         child = os.fork()
         if child == 0:
             code = errno.EIO

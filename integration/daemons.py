@@ -121,7 +121,7 @@ class Fs(Daemon):
 
     def argv(self) -> list[str]:
         return [os.path.join(VENV_BIN, "sysbox-fs"), "--socket", self.socket, "--mountpoint", self.mountpoint,
-                "--seccomp-socket", self.seccomp_socket,
+                "--seccomp-socket", self.seccomp_socket, "--state-dir", os.path.join(self.base, "state"),
                 "--pid-file", self.pid_file, "--log", self.log, "--log-level", "debug"]
 
     def client(self) -> FsClient:

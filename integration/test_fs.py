@@ -245,3 +245,14 @@ def test_trapped_mount_needs_cap_sys_admin(rt, make_bundle, cid):
 def run_as(rt, cid: str, user: str, script: str) -> subprocess.CompletedProcess:
     return subprocess.run(["runc", "--root", rt.root, "exec", "--user", user, "--cwd", "/tmp", cid, "sh", "-c", script],
                           capture_output=True, text=True, timeout=30)
+
+
+def test_product_uuid_unique_and_stable_and_own_net_devices(rt, make_bundle, cid):
+    a, b = cid + "a", cid + "b"
+    start(rt, make_bundle, a)
+    start(rt, make_bundle, b)
+    read = "cat /sys/devices/virtual/dmi/id/product_uuid"
+    ua, ub = sh(rt, a, read).stdout.strip(), sh(rt, b, read).stdout.strip()
+    assert len(ua) == 36 and ua != ub and ua == sh(rt, a, read).stdout.strip()
+    assert sh(rt, a, "ls /sys/devices/virtual/net").stdout.split() == ["lo"]  # its own netns, not the host's
+    assert sh(rt, a, "cat /sys/class/net/lo/address").stdout.strip() == "00:00:00:00:00:00"

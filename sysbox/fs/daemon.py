@@ -29,6 +29,7 @@ class Config:
     socket: str
     mountpoint: str
     seccomp_socket: str
+    state_dir: str = "/run/sysbox/fs"
 
 
 class FsService(ipcserver.Service):
@@ -53,6 +54,8 @@ class FsService(ipcserver.Service):
         except FileNotFoundError:
             raise RequestError(f"register: pid {req['pid']} does not exist", "not-found") from None
         except (OSError, ValueError) as e:
+            raise RequestError(f"register: {e}", "bad-request") from None
+        except KeyError as e:
             raise RequestError(f"register: {e}", "bad-request") from None
         log.info("registered %s (pid %d, uid %d)", req["id"], req["pid"], req["uid"])
         return {}
@@ -79,7 +82,7 @@ async def sample_load(registry: Registry) -> None:
 
 
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    registry = Registry()
+    registry = Registry(cfg.state_dir)
     os.makedirs(cfg.mountpoint, mode=0o755, exist_ok=True)
     _unmount_stale(cfg.mountpoint)
     options = set(pyfuse3.default_options) - {"default_permissions"}

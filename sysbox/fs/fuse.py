@@ -143,7 +143,7 @@ class SysboxFS(pyfuse3.Operations):
         if sub is None:
             raise _fail(errno.EINVAL)
         try:
-            return os.fsencode(sub.readlink(rel))
+            return os.fsencode(sub.readlink(rel, self.registry.caller(ctx.pid)))
         except OSError as e:
             raise _fail(e.errno or errno.EINVAL) from None
 

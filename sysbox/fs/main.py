@@ -7,7 +7,8 @@ import logging
 import os
 import sys
 
-from sysbox.fs.protocol import DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SECCOMP_SOCKET, DEFAULT_SOCKET
+from sysbox.fs.protocol import (DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SECCOMP_SOCKET, DEFAULT_SOCKET,
+                                DEFAULT_STATE_DIR)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
     p.add_argument("--seccomp-socket", default=DEFAULT_SECCOMP_SOCKET,
                    help=f"where runc hands over seccomp notify fds (default {DEFAULT_SECCOMP_SOCKET})")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                   help=f"per-container mounts (a sysfs in each network namespace) (default {DEFAULT_STATE_DIR})")
     p.add_argument("--pid-file", default=DEFAULT_PID_FILE,
                    help=f"pid file, locked while running (default {DEFAULT_PID_FILE})")
     p.add_argument("--log", help="log file (default: stderr)")
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         from sysbox.fs.daemon import Config, serve
 
         root.info("Starting sysbox-fs (pid %d)", os.getpid())
-        trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket))
+        trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket,
+                               state_dir=args.state_dir))
     finally:
         try:
             os.unlink(args.pid_file)

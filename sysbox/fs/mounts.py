@@ -17,6 +17,7 @@ MOUNTS: list[tuple[str, str, str, str | None]] = [
     ("proc/diskstats", "/proc/diskstats", "file", None),
     ("sys/devices/system/cpu/online", "/sys/devices/system/cpu/online", "file", None),
     ("sys/kernel", "/sys/kernel", "dir", None),
+    ("sys/devices/virtual", "/sys/devices/virtual", "dir", None),
     ("sys/module/nf_conntrack/parameters", "/sys/module/nf_conntrack/parameters", "dir",
      "/sys/module/nf_conntrack/parameters"),
     ("proc/sys", "/proc/sys", "late", None),

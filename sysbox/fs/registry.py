@@ -44,11 +44,21 @@ class Container:
     load: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     load_tasks: tuple[int, int] = (0, 0)
     masked: list[str] = field(default_factory=list)  # paths under /proc masked in the container
+    sysfs: str | None = None  # a sysfs mounted in the container's network namespace (its net devices)
 
     def uptime(self) -> float:
         return max(0.0, host_uptime() - self.started)
 
     def close(self) -> None:
+        if self.sysfs:
+            from sysbox.linux import syscalls as sc
+
+            try:
+                sc.umount2(self.sysfs, sc.MNT_DETACH)
+                os.rmdir(self.sysfs)
+            except OSError:
+                pass
+            self.sysfs = None
         for fd in self.ns_fds.values():
             os.close(fd)
         self.ns_fds = {}
@@ -65,7 +75,8 @@ def _start_ticks(pid: int) -> int:
 
 
 class Registry:
-    def __init__(self) -> None:
+    def __init__(self, state_dir: str | None = None) -> None:
+        self.state_dir = state_dir
         self.by_id: dict[str, Container] = {}
         self.by_userns: dict[int, Container] = {}
         self.host_userns = os.stat("/proc/self/ns/user").st_ino
@@ -86,9 +97,26 @@ class Registry:
             for fd in fds.values():
                 os.close(fd)
             raise
+        if self.state_dir:
+            try:
+                c.sysfs = self._container_sysfs(c)
+            except OSError:
+                c.close()
+                raise
         self.by_id[cid] = c
         self.by_userns[userns] = c
         return c
+
+    def _container_sysfs(self, c: Container) -> str:
+        """Mount a sysfs from inside the container's network namespace (sysfs shows the net
+        devices of its mounter's namespace), under our state dir, read-only."""
+        from sysbox.fs.nodes.mirror import in_namespaces
+        from sysbox.linux import syscalls as sc
+
+        path = os.path.join(self.state_dir or "", "sysfs", c.id)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        in_namespaces(c, ("net",), lambda: sc.mount("sysfs", path, "sysfs", 1 | 2 | 4 | 8))  # ro,nosuid,nodev,noexec
+        return path
 
     def remove(self, cid: str) -> bool:
         c = self.by_id.pop(cid, None)

@@ -48,7 +48,7 @@ class Subtree:
     async def write(self, rel: str, c: Container, data: bytes) -> None:
         raise OSError(errno.EACCES, "read-only")
 
-    def readlink(self, rel: str) -> str:
+    def readlink(self, rel: str, c: Container | None = None) -> str:
         raise OSError(errno.EINVAL, "not a link")
 
 
@@ -70,8 +70,8 @@ def host_read(path: str) -> bytes:
 
 def _table() -> tuple[dict[str, File], dict[str, Subtree]]:
     from sysbox.fs.nodes import (proc_cpuinfo, proc_diskstats, proc_loadavg, proc_meminfo, proc_stat,
-                                 proc_swaps, proc_sys, proc_uptime, sys_cpu_online, sys_kernel,
-                                 sys_nf_conntrack)
+                                 proc_swaps, proc_sys, proc_uptime, sys_cpu_online, sys_devices_virtual,
+                                 sys_kernel, sys_nf_conntrack)
 
     files: dict[str, File] = {
         "proc/uptime": proc_uptime.Uptime(),
@@ -86,6 +86,7 @@ def _table() -> tuple[dict[str, File], dict[str, Subtree]]:
     subtrees: dict[str, Subtree] = {
         "proc/sys": proc_sys.ProcSys(),
         "sys/kernel": sys_kernel.SysKernel(),
+        "sys/devices/virtual": sys_devices_virtual.DevicesVirtual(),
     }
     if os.path.isdir(sys_nf_conntrack.HOST):
         subtrees["sys/module/nf_conntrack/parameters"] = sys_nf_conntrack.Parameters()

@@ -61,8 +61,13 @@ class HostMirror(Subtree):
     def writable(self, rel: str) -> bool:
         return False
 
-    def _path(self, rel: str) -> str:
-        return os.path.join(self.base, rel) if rel else self.base
+    def root(self, c: Container | None) -> str:
+        """The directory mirrored for this caller (the host's, unless a subclass says otherwise)."""
+        return self.base
+
+    def _path(self, rel: str, c: Container | None = None) -> str:
+        base = self.root(c)
+        return os.path.join(base, rel) if rel else base
 
     def _virtual_dir(self, rel: str) -> bool:
         prefix = rel + "/" if rel else ""
@@ -80,7 +85,7 @@ class HostMirror(Subtree):
         if self._under_hidden(rel):
             return None
         try:
-            st = in_namespaces(c, self.namespaces(rel), lambda: os.lstat(self._path(rel)))
+            st = in_namespaces(c, self.namespaces(rel), lambda: os.lstat(self._path(rel, c)))
         except OSError:
             return Stat(True, 0o555) if self._virtual_dir(rel) else None
         if st_.S_ISDIR(st.st_mode):
@@ -96,7 +101,7 @@ class HostMirror(Subtree):
         names: dict[str, bool] = {}
 
         def scan() -> None:
-            with os.scandir(self._path(rel)) as it:
+            with os.scandir(self._path(rel, c)) as it:
                 for e in it:
                     names[e.name] = e.is_dir(follow_symlinks=False)
         try:
@@ -119,7 +124,7 @@ class HostMirror(Subtree):
             return self.emulated[rel].read(c, rel)
 
         def do() -> bytes:
-            with open(self._path(rel), "rb") as f:
+            with open(self._path(rel, c), "rb") as f:
                 return f.read()
         return in_namespaces(c, self.namespaces(rel), do)
 
@@ -130,12 +135,12 @@ class HostMirror(Subtree):
             raise OSError(errno.EACCES, "not writable from a container")
 
         def do() -> None:
-            fd = os.open(self._path(rel), os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(self._path(rel, c), os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, data)
             finally:
                 os.close(fd)
         in_namespaces(c, self.namespaces(rel), do)
 
-    def readlink(self, rel: str) -> str:
-        return os.readlink(self._path(rel))
+    def readlink(self, rel: str, c: Container | None = None) -> str:
+        return os.readlink(self._path(rel, c))

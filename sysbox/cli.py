@@ -63,7 +63,10 @@ def _cmd_mgr_status(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sysbox import demo
 
-    return demo.run(cache=args.cache)
+    if args.cleanup:
+        demo.cleanup()
+        return 0
+    return demo.run(cache=args.cache, keep=args.keep)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,8 +104,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--socket", default=DEFAULT_SOCKET, help=f"manager socket (default {DEFAULT_SOCKET})")
     st.set_defaults(func=_cmd_mgr_status)
 
-    dm = sub.add_parser("demo", help="run the demo container (what `make demo` shows)")
+    dm = sub.add_parser("demo", help="boot a systemd system container with Docker inside (what `make demo` shows)")
     dm.add_argument("--cache", default=DEFAULT_CACHE)
+    dm.add_argument("--keep", action="store_true", help="leave the container running")
+    dm.add_argument("--cleanup", action="store_true", help="stop and remove what `demo --keep` left running")
     dm.set_defaults(func=_cmd_demo)
     return p
 

@@ -303,3 +303,24 @@ def mounts_fstype(path: str) -> str:
         if (path == f[4] or path.startswith(f[4].rstrip("/") + "/")) and len(f[4]) >= len(best):
             best, fstype = f[4], f[f.index("-") + 1]
     return fstype
+
+
+def test_bind_mounts_are_idmapped(make_bundle, rt, cid, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "host-file").write_text("from the host")
+    single = tmp_path / "single.conf"
+    single.write_text("one file")
+    bundle = make_bundle(["sleep", "300"])
+    path = os.path.join(bundle, "config.json")
+    spec = json.load(open(path))
+    spec["mounts"] += [{"destination": "/data", "type": "bind", "source": str(shared), "options": ["rbind", "rw"]},
+                       {"destination": "/etc/single.conf", "type": "bind", "source": str(single), "options": ["bind", "ro"]}]
+    json.dump(spec, open(path, "w"))
+    assert rt("run", "-d", "--bundle", bundle, cid).returncode == 0
+    assert rt.exec(cid, "stat", "-c", "%u:%g", "/data/host-file", "/etc/single.conf").stdout.split() == ["0:0", "0:0"]
+    assert rt.exec(cid, "sh", "-c", "echo inside > /data/new && cat /etc/single.conf").stdout == "one file"
+    assert os.stat(shared / "new").st_uid == 0  # written by the container's root, lands as host 0
+    assert rt.exec(cid, "sh", "-c", "echo x > /etc/single.conf").returncode != 0  # ro is kept
+    assert rt("delete", "--force", cid).returncode == 0
+    assert not any(str(shared) in m or "binds" in m and cid in m for m in mounts())

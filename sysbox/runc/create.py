@@ -124,6 +124,15 @@ def create(inv: Invocation, runtime: str) -> int:
                                 trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)
         new["root"]["path"] = target
+        from sysbox.runc import binds
+
+        meta["binds"] = []
+        try:
+            binds.apply(new, os.path.join(cdir, "binds"), uid, gid, size,
+                        (fs["mountpoint"] + "/",) if fs else (), lambda m: log(inv.globals, "warning", m),
+                        meta["binds"])
+        finally:
+            state.save_meta(cdir, meta)
         with open(os.path.join(cdir, "config.json"), "w") as f:
             json.dump(new, f)
 

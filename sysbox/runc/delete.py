@@ -20,6 +20,13 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
     errors: list[BaseException] = []
     rec = meta.get("rootfs")
     try:
+        if meta.get("binds"):
+            from sysbox.runc import binds
+
+            binds.teardown(meta["binds"])
+    except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran
+        errors.append(e)
+    try:
         if rec and rec.get("mode"):
             from sysbox.runc import rootfs
 

@@ -1,0 +1,94 @@
+"""Presenting bind-mount sources to the container through idmapped mounts.
+
+A host directory bound into a container (docker -v, Docker's own /etc/hosts and resolv.conf,
+shm) is owned by host ids the container does not map: inside it would show as nobody and
+root there could not write it.  Like the rootfs, each such source is cloned with the
+container's id mapping attached and the spec points at the clone, so host uid 0 is root
+inside, and what the container writes lands as 0 on the host.
+
+Not idmapped (the spec's bind is kept as is): sources already owned inside the container's
+range (special dirs from sysbox-mgr), devices and kernel filesystems (/dev, /proc, /sys),
+sysbox-fs nodes, and filesystems that refuse idmapping (logged).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from sysbox.linux import idmap
+from sysbox.linux import syscalls as sc
+
+_SKIP_PREFIXES = ("/dev/", "/proc/", "/sys/")
+_SKIP_FSTYPES = ("fuse", "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "overlay")
+
+
+def _is_bind(m: dict[str, Any]) -> bool:
+    return m.get("type") == "bind" or bool({"bind", "rbind"} & set(m.get("options") or []))
+
+
+def _fstype(path: str) -> str:
+    from sysbox.linux import mountinfo
+
+    best, fstype = "", ""
+    for m in mountinfo.read():
+        if (path == m.point or path.startswith(m.point.rstrip("/") + "/")) and len(m.point) >= len(best):
+            best, fstype = m.point, m.fstype
+    return fstype
+
+
+def wanted(m: dict[str, Any], uid: int, size: int, skip: tuple[str, ...]) -> bool:
+    src = m.get("source", "")
+    if not _is_bind(m) or not src.startswith("/") or src.startswith(_SKIP_PREFIXES) or src.startswith(skip):
+        return False
+    try:
+        st = os.stat(src)
+    except OSError:
+        return False  # runc will report the missing source
+    if uid <= st.st_uid < uid + size:
+        return False  # already owned inside the range: idmapping would shift it twice
+    return not _fstype(os.path.realpath(src)).startswith(_SKIP_FSTYPES)
+
+
+def apply(spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int, skip: tuple[str, ...],
+          log: Callable[[str], None], made: list[str]) -> None:
+    """Replace eligible bind sources with idmapped clones under workdir, appending each mount
+    point to `made` as it goes (the caller's record), so a failure part-way can be undone."""
+    os.makedirs(workdir, mode=0o711, exist_ok=True)
+    for i, m in enumerate(spec.get("mounts", [])):
+        if not wanted(m, uid, size, skip):
+            continue
+        src = os.path.realpath(m["source"])
+        point = os.path.join(workdir, str(i))
+        if os.path.isdir(src):
+            os.makedirs(point, exist_ok=True)
+        else:
+            open(point, "a").close()
+        try:
+            idmap.mount_idmapped(src, point, uid, gid, size, recursive="rbind" in (m.get("options") or []))
+        except OSError as e:
+            log(f"bind source {src} cannot be idmapped ({e.strerror}); it is bound as is "
+                "(host-owned files show as nobody inside)")
+            _remove_point(point)
+            continue
+        made.append(point)
+        m["source"] = point
+
+
+def _remove_point(point: str) -> None:
+    try:
+        if os.path.isdir(point):
+            os.rmdir(point)
+        else:
+            os.unlink(point)
+    except OSError:
+        pass
+
+
+def teardown(points: list[str]) -> None:
+    from sysbox.linux import mountinfo
+
+    for point in points:
+        while mountinfo.at(point) is not None:
+            sc.umount2(point, sc.MNT_DETACH)
+        _remove_point(point)

@@ -28,3 +28,20 @@ def test_hot_commands_import_nothing_heavy(tmp_path, args):
     assert "sysbox.runc.cli" in imported
     heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY or any(m.startswith(h + ".") or m == h for h in HEAVY))
     assert heavy == []
+
+
+def test_sigterm_becomes_sigrtmin3_for_systemd_containers(tmp_path):
+    """The translation reads one marker file; the lower runtime sees signal 37."""
+    from sysbox.runc import state
+
+    fake_runc = tmp_path / "runc"
+    fake_runc.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/argv\n")
+    fake_runc.chmod(0o755)
+    glob = {"root": str(tmp_path / "root"), "sysbox-state": str(tmp_path / "st")}
+    cdir = state.container_dir(glob, "sd")
+    os.makedirs(cdir)
+    open(os.path.join(cdir, state.SYSTEMD_MARK), "w").close()
+    base = [SYSBOX_RUNC, "--lower-runtime", str(fake_runc), "--sysbox-state", glob["sysbox-state"], "--root", glob["root"]]
+    for cid, sig, expect in (("sd", "TERM", "37"), ("sd", "KILL", "KILL"), ("other", "SIGTERM", "SIGTERM")):
+        assert subprocess.run(base + ["kill", cid, sig], timeout=30).returncode == 0
+        assert (tmp_path / "argv").read_text().split()[-2:] == [cid, expect]

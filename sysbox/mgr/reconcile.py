@@ -6,7 +6,8 @@ A record is live if any of these holds:
   running or stopped-but-not-deleted containers;
 - it is still being registered by a sysbox-runc process that is alive (between register
   and `runc create` there is nothing else to look at);
-- it was stopped with keep=true and its rootfs still exists (Docker stop/start).
+- it was stopped with keep=true and the directory holding its rootfs still exists (Docker
+  stop/start: the layer directory outlives `merged` until `docker rm`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def liveness(c: Container) -> str | None:
         return "runtime state exists"
     if c.state == "registered" and alive(c.client_pid, c.client_start):
         return f"being created by pid {c.client_pid}"
-    if c.keep and os.path.isdir(c.rootfs):
-        return "stopped, rootfs still present"
+    if c.keep and os.path.isdir(os.path.dirname(c.rootfs.rstrip("/"))):
+        # Docker's overlay2 removes `merged` at every stop; its layer dir (the parent) lives
+        # until `docker rm`.  containerd's bundle/rootfs goes with the bundle dir likewise.
+        return "stopped, rootfs's parent still present"
     return None

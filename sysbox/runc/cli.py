@@ -85,6 +85,12 @@ class Invocation:
     def container_id(self) -> str | None:
         return self.args[0] if self.command in NEEDS_ID and self.args else None
 
+    def set_args(self, args: list[str]) -> None:
+        """Replace the positional arguments passed down (the flags before them are kept)."""
+        n = len(self.args)
+        self._raw_command = self._raw_command[: len(self._raw_command) - n] + list(args)
+        self.args = list(args)
+
     def lower_globals(self) -> list[str]:
         """The global flags runc must see (ours removed)."""
         return list(self._raw_globals)

@@ -19,6 +19,7 @@ from sysbox.runc.cli import Invocation
 from sysbox.runc.log import log
 
 _CREATE_FLAGS = ("console-socket", "pid-file", "no-pivot", "no-new-keyring", "preserve-fds")
+KEEP_MARK = "/io.containerd.runtime.v2.task/"
 
 
 def bundle_dir(inv: Invocation) -> str:
@@ -86,7 +87,10 @@ def create(inv: Invocation, runtime: str) -> int:
     use_mgr = not inv.globals.get("no-sysbox-mgr")
     if not use_mgr and requested is None:
         raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
-    meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None}
+    meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None,
+                            # containerd (Docker) runs `delete` at every stop: keep the id range and
+                            # special dirs for a restart; the manager drops them with the rootfs.
+                            "keep": KEEP_MARK in bundle}
     from sysbox.runc import fsnodes
 
     fs = fsnodes.connect(inv)
@@ -135,6 +139,8 @@ def create(inv: Invocation, runtime: str) -> int:
             state.save_meta(cdir, meta)
         with open(os.path.join(cdir, "config.json"), "w") as f:
             json.dump(new, f)
+        if transform.mounts.is_systemd(spec):
+            open(os.path.join(cdir, state.SYSTEMD_MARK), "w").close()
 
         rc = subprocess.call([runtime, *inv.lower_globals(), "create", *lower_create_args(inv, cdir)])
         if rc != 0:

@@ -20,6 +20,19 @@ def _log_error(inv: cli.Invocation | None, msg: str) -> None:
     log(inv.globals if inv else {}, "error", msg)
 
 
+def _systemd_stop_signal(inv: cli.Invocation) -> None:
+    """`docker stop` sends SIGTERM, which systemd as PID 1 takes as "re-execute yourself": the
+    container would only die at the SIGKILL after the timeout.  For a systemd container, turn
+    SIGTERM into SIGRTMIN+3, systemd's "shut down cleanly"."""
+    if len(inv.args) < 2 or inv.args[1].upper() not in ("TERM", "SIGTERM", "15") or inv.flags.get("all"):
+        return
+    from sysbox.runc import state
+
+    if os.path.exists(os.path.join(state.container_dir(inv.globals, inv.args[0]), state.SYSTEMD_MARK)):
+        inv.args[1] = "37"  # SIGRTMIN+3; runc 1.1 does not parse the RTMIN+n names
+        inv.set_args(inv.args)
+
+
 def _version(runtime: str) -> int:
     from sysbox import __version__
     import subprocess
@@ -37,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime = lower.find(inv.globals.get("lower-runtime"))  # type: ignore[arg-type]
         if inv.globals.get("version"):
             return _version(runtime)
+        if inv.command == "kill" and not inv.flags.get("help"):
+            _systemd_stop_signal(inv)
         if inv.flags.get("help") or inv.command not in ("create", "run", "delete"):
             lower.exec_(runtime, inv.lower_argv())  # the hot path: nothing else imported
         if inv.command == "create":

@@ -11,11 +11,11 @@ of that path must be searchable by the container's root.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Any
 
 DEFAULT_STATE_DIR = "/run/sysbox/runc"
+SYSTEMD_MARK = "init-is-systemd"
 DEFAULT_RUNC_ROOT = "/run/runc"
 
 
@@ -41,6 +41,8 @@ def makedirs(path: str) -> None:
 
 
 def load_meta(cdir: str) -> dict[str, Any] | None:
+    import json  # not on the kill path, which only checks a marker file
+
     try:
         with open(os.path.join(cdir, "meta.json")) as f:
             return json.load(f)
@@ -49,6 +51,8 @@ def load_meta(cdir: str) -> dict[str, Any] | None:
 
 
 def save_meta(cdir: str, meta: dict[str, Any]) -> None:
+    import json
+
     tmp = os.path.join(cdir, "meta.json.tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f)

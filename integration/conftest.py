@@ -67,7 +67,7 @@ def session_mgr(tmp_path_factory):
     """One real sysbox-mgr per xdist worker, with a pool no other worker's manager shares."""
     from integration.daemons import Mgr
 
-    m = Mgr(str(tmp_path_factory.mktemp("session-mgr")), slots=256,
+    m = Mgr(str(tmp_path_factory.mktemp("session-mgr")), slots=256, gc_interval=2,
             pool_start=(1 << 24) * (1 + worker_index()))
     m.start()
     yield m

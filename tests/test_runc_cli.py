@@ -62,3 +62,17 @@ def test_every_command_known_to_containerd_parses():
         assert cli.parse([command, "c"]).command == command
     for command in ("features", "list", "spec"):
         assert cli.parse([command]).command == command
+
+
+@pytest.mark.parametrize("argv", [
+    ["exec", "--process", "/b/p.json", "-d", "c"],
+    ["exec", "-p=/b/p.json", "--detach", "c"],
+    ["exec", "--pid-file", "/x", "--process=/b/p.json", "c"],
+])
+def test_replace_flag_keeps_everything_else(argv):
+    inv = cli.parse(argv)
+    inv.replace_flag("process", "/proc/self/fd/7")
+    lowered = inv.lower_argv()
+    assert "--process=/proc/self/fd/7" in lowered and "/b/p.json" not in " ".join(lowered)
+    assert lowered[-1] == "c" and inv.flags["process"] == "/proc/self/fd/7"
+    assert len(lowered) == len(argv) + 1 - (1 if any("=" in a and "p.json" in a for a in argv) else 2)

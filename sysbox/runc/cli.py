@@ -85,6 +85,22 @@ class Invocation:
     def container_id(self) -> str | None:
         return self.args[0] if self.command in NEEDS_ID and self.args else None
 
+    def replace_flag(self, name: str, value: str) -> None:
+        """Change a value flag in what is passed down (e.g. exec --process FILE)."""
+        raw, out, i = self._raw_command, [], 0
+        while i < len(raw) - len(self.args):
+            token = raw[i]
+            key = _split(token)[0] if token.startswith("-") else None
+            key = COMMAND_ALIASES.get(str(self.command), {}).get(key, key) if key else None
+            if key == name:
+                out.append(f"--{name}={value}")
+                i += 1 if "=" in token else 2
+                continue
+            out.append(token)
+            i += 1
+        self._raw_command = out + raw[len(raw) - len(self.args):]
+        self.flags[name] = value
+
     def set_args(self, args: list[str]) -> None:
         """Replace the positional arguments passed down (the flags before them are kept)."""
         n = len(self.args)

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             return _version(runtime)
         if inv.command == "kill" and not inv.flags.get("help"):
             _systemd_stop_signal(inv)
+        if inv.command == "exec" and inv.flags.get("process"):
+            from sysbox.runc import execproc
+
+            execproc.adjust(inv)
         if inv.flags.get("help") or inv.command not in ("create", "run", "delete"):
             lower.exec_(runtime, inv.lower_argv())  # the hot path: nothing else imported
         if inv.command == "create":

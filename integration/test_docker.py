@@ -1,0 +1,129 @@
+"""Docker itself driving sysbox-runc: application containers, and system containers with
+systemd and Docker (and containerd) inside.  containerd and dockerd are Debian's, started by
+the fixture in a network namespace of their own (integration/dockerd.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from integration.conftest import CACHE, SYSBOX_RUNC
+from integration.dockerd import DockerDaemon
+from sysbox import images
+
+
+@pytest.fixture(scope="session")
+def docker(session_mgr, session_fs, sysbox_state, tmp_path_factory):
+    d = DockerDaemon(str(tmp_path_factory.mktemp("docker")), SYSBOX_RUNC,
+                     ["--mgr-socket", session_mgr.socket, "--fs-socket", session_fs.socket,
+                      "--sysbox-state", sysbox_state])
+    d.start()
+    try:
+        out = d.docker("import", images.build("busybox", cache=CACHE)["tarball"], "local/busybox")
+        assert out.returncode == 0, out.stderr
+        yield d
+    finally:
+        d.stop()
+
+
+def wait_for(fn, timeout: float = 60, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    value = fn()
+    while not value and time.monotonic() < deadline:
+        time.sleep(every)
+        value = fn()
+    return value
+
+
+def test_application_container_behaves_as_with_runc(docker, cid, tmp_path):
+    d = docker
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    run = d.docker("run", "-d", "--runtime=sysbox-runc", "--name", cid, "-e", "FOO=bar", "-w", "/tmp",
+                   "-v", f"{vol}:/data", "-p", "127.0.0.1:18080:80", "local/busybox", "sh", "-c",
+                   "echo started; mkdir -p /www && echo hello-http > /www/index.html && exec httpd -f -p 80 -h /www")
+    assert run.returncode == 0, run.stderr
+    assert d.docker("exec", cid, "sh", "-c", "echo $FOO; pwd").stdout.split() == ["bar", "/tmp"]
+    assert d.docker("exec", "-u", "1000:1000", cid, "id", "-u").stdout.strip() == "1000"
+    assert d.docker("exec", cid, "cat", "/proc/self/uid_map").stdout.split()[0:3:2] == ["0", "65536"]
+    assert d.docker("exec", cid, "sh", "-c", "echo x > /data/written").returncode == 0
+    assert os.stat(vol / "written").st_uid == 0  # -v is idmapped: container root writes as host 0
+    assert wait_for(lambda: "started" in d.docker("logs", cid).stdout, 10)
+    page = wait_for(lambda: d.in_netns("busybox", "wget", "-qO-", "http://127.0.0.1:18080/").stdout, 10)
+    assert page.strip() == "hello-http"
+    stats = d.docker("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", cid)
+    assert stats.returncode == 0 and stats.stdout.split()[0] == cid
+    assert d.docker("pause", cid).returncode == 0
+    assert d.docker("inspect", "-f", "{{.State.Paused}}", cid).stdout.strip() == "true"
+    assert d.docker("unpause", cid).returncode == 0
+    assert d.docker("exec", cid, "true").returncode == 0
+    assert d.docker("kill", cid).returncode == 0
+    assert wait_for(lambda: d.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "false", 20)
+    tty = d.docker("run", "--rm", "-t", "--runtime=sysbox-runc", "local/busybox", "sh", "-c", "tty >/dev/null && echo has-tty")
+    assert tty.stdout.strip() == "has-tty"
+    assert d.docker("rm", "-f", cid).returncode == 0
+
+
+def test_restart_policy(docker, cid):
+    d = docker
+    assert d.docker("run", "-d", "--runtime=sysbox-runc", "--restart=on-failure:2", "--name", cid,
+                    "local/busybox", "sh", "-c", "exit 3").returncode == 0
+    assert wait_for(lambda: d.docker("inspect", "-f", "{{.RestartCount}} {{.State.Running}}", cid).stdout.strip()
+                    == "2 false", 60, 0.5)
+    assert d.docker("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "3"
+    d.docker("rm", "-f", cid)
+
+
+@pytest.fixture(scope="session")
+def systemd_image(docker):
+    tar = images.build("debian-systemd", cache=CACHE)["tarball"]
+    out = docker.docker("import", tar, "local/debian-systemd", timeout=300)
+    assert out.returncode == 0, out.stderr
+    return "local/debian-systemd"
+
+
+@pytest.mark.slow
+def test_system_container_with_docker_and_containerd_inside(docker, systemd_image, session_mgr, cid):
+    d = docker
+    bb = os.path.dirname(images.build("busybox", cache=CACHE)["tarball"])
+    t0 = time.monotonic()
+    assert d.docker("run", "-d", "--runtime=sysbox-runc", "--name", cid, "-v", f"{bb}:/images:ro", systemd_image,
+                    "/sbin/init").returncode == 0
+
+    def state() -> str:
+        return d.docker("exec", cid, "systemctl", "is-system-running").stdout.strip()
+    assert wait_for(lambda: state() in ("running", "degraded"), 90) and state() == "running"
+    boot = time.monotonic() - t0
+    assert d.docker("exec", cid, "systemctl", "--failed", "--no-legend").stdout.strip() == ""
+    svc = d.docker("exec", cid, "sh", "-c", "systemctl start systemd-hostnamed && systemctl is-active systemd-hostnamed"
+                   " && systemctl stop systemd-hostnamed; systemctl is-active systemd-hostnamed")
+    assert svc.stdout.split() == ["active", "inactive"]
+    assert d.docker("exec", cid, "journalctl", "-b", "--no-pager", "-n", "3").returncode == 0
+    assert d.docker("exec", cid, "loginctl", "list-sessions").returncode == 0
+
+    inner = d.docker("exec", cid, "sh", "-c",
+                     "systemctl is-active docker && docker info --format '{{.Driver}}' && "
+                     "docker import /images/busybox.tar inner/busybox >/dev/null && "
+                     "docker run --rm inner/busybox sh -c 'ping -c1 -W2 $(ip route | awk \"/default/ {print \\$3}\") "
+                     ">/dev/null && echo inner-net-ok'", timeout=180)
+    assert inner.stdout.split() == ["active", "overlay2", "inner-net-ok"], inner.stderr
+    ctr = d.docker("exec", cid, "sh", "-c",
+                   "docker save inner/busybox -o /tmp/bb.tar && ctr image import /tmp/bb.tar >/dev/null && "
+                   "ctr run --rm docker.io/inner/busybox:latest c1 echo ctr-ok", timeout=180)
+    assert ctr.stdout.strip() == "ctr-ok", ctr.stderr
+
+    t1 = time.monotonic()
+    assert d.docker("stop", cid).returncode == 0
+    assert time.monotonic() - t1 < 10  # SIGRTMIN+3, not the timeout's SIGKILL
+    assert d.docker("start", cid).returncode == 0
+    assert wait_for(lambda: state() in ("running", "degraded"), 90)
+    kept = wait_for(lambda: d.docker("exec", cid, "docker", "images", "--format", "{{.Repository}}").stdout.strip(), 30, 1)
+    assert "inner/busybox" in kept  # the inner Docker's data survived stop + start
+    full_id = d.docker("inspect", "-f", "{{.Id}}", cid).stdout.strip()
+    assert full_id in [c["id"] for c in session_mgr.call("status")["containers"]]
+    assert d.docker("rm", "-f", cid).returncode == 0
+    assert wait_for(lambda: full_id not in [c["id"] for c in session_mgr.call("status")["containers"]], 30, 0.5)
+    assert not os.path.exists(os.path.join(session_mgr.data_root, "docker", full_id))
+    print(f"\nboot to running through docker: {boot:.2f} s")

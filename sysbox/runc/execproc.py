@@ -1,0 +1,42 @@
+"""`exec --process FILE`: give exec'd processes the same capabilities as the container's.
+
+containerd-shim (docker exec, kubectl exec) passes a process spec built by the caller with its
+own default capabilities, which lack CAP_SYS_ADMIN & co: inside a system container that would
+break mount, unshare, systemd tools and nested runtimes started through `docker exec`.  The
+rule is the one create applies (sysbox.runc.transform.caps), and the rewritten spec goes to a
+memfd that runc inherits, so nothing is left on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from sysbox.runc.cli import Invocation
+
+
+def _cap_last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def adjust(inv: Invocation) -> None:
+    from sysbox.runc.transform.caps import all_caps
+
+    path = str(inv.flags["process"])
+    with open(path) as f:
+        process = json.load(f)
+    full = all_caps(_cap_last_cap())
+    if process.get("user", {}).get("uid", 0) == 0:
+        process["capabilities"] = {k: list(full) for k in ("bounding", "effective", "inheritable", "permitted")}
+        process["capabilities"]["ambient"] = []
+    else:
+        process["capabilities"] = {"bounding": list(full), "effective": [], "inheritable": [],
+                                   "permitted": [], "ambient": []}
+    process.pop("apparmorProfile", None)
+    fd = os.memfd_create("sysbox-exec-process", 0)  # no CLOEXEC: runc opens /proc/self/fd/N
+    os.write(fd, json.dumps(process).encode())
+    inv.replace_flag("process", f"/proc/self/fd/{fd}")

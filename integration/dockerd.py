@@ -26,9 +26,13 @@ class DockerDaemon:
         with open(os.path.join(base, "containerd.toml"), "w") as f:
             f.write(f'version = 2\nroot = "{base}/containerd-root"\nstate = "{base}/containerd-state"\n'
                     f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{self.ctd_sock}"\n')
-        with open(os.path.join(base, "daemon.json"), "w") as f:
-            json.dump({"runtimes": {"sysbox-runc": {"path": runtime_path, "runtimeArgs": runtime_args}},
-                       "storage-driver": "overlay2"}, f)
+        daemon_json = os.path.join(base, "daemon.json")
+        with open(daemon_json, "w") as f:
+            json.dump({"storage-driver": "overlay2"}, f)
+        # registered the way a user does it
+        sysbox = os.path.join(os.path.dirname(runtime_path), "sysbox")
+        subprocess.run([sysbox, "install", "docker", "--daemon-json", daemon_json,
+                        *[f"--runtime-arg={a}" for a in runtime_args]], check=True, capture_output=True)
 
     def _spawn(self, argv: list[str], log: str) -> subprocess.Popen:
         p = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}", *argv], stdin=subprocess.DEVNULL,

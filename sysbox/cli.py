@@ -60,6 +60,29 @@ def _cmd_mgr_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_install(args: argparse.Namespace) -> int:
+    from sysbox import install
+
+    if args.what == "docker":
+        print(install.install_docker(args.daemon_json, args.default, args.runtime_arg))
+    else:
+        print(install.install_systemd(args.unit_dir))
+    return 0
+
+
+def _cmd_uninstall(args: argparse.Namespace) -> int:
+    from sysbox import install
+
+    print(install.uninstall_docker(args.daemon_json))
+    return 0
+
+
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    from sysbox import supervisor
+
+    return supervisor.run(args.run_dir, args.data_root, args.mountpoint, args.log_dir)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sysbox import demo
 
@@ -103,6 +126,24 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.add_argument("--socket", default=DEFAULT_SOCKET, help=f"manager socket (default {DEFAULT_SOCKET})")
     st.set_defaults(func=_cmd_mgr_status)
+
+    ins = sub.add_parser("install", help="register sysbox-runc with Docker, or install systemd units")
+    ins.add_argument("what", choices=["docker", "systemd"])
+    ins.add_argument("--daemon-json", default="/etc/docker/daemon.json", help="dockerd's config file")
+    ins.add_argument("--default", action="store_true", help="make sysbox-runc Docker's default runtime")
+    ins.add_argument("--runtime-arg", action="append", help="extra sysbox-runc argument (repeatable)")
+    ins.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the units")
+    ins.set_defaults(func=_cmd_install)
+    un = sub.add_parser("uninstall", help="remove sysbox-runc from Docker's configuration")
+    un.add_argument("what", choices=["docker"])
+    un.add_argument("--daemon-json", default="/etc/docker/daemon.json")
+    un.set_defaults(func=_cmd_uninstall)
+    dmn = sub.add_parser("daemon", help="run sysbox-mgr and sysbox-fs in the foreground (hosts without systemd)")
+    dmn.add_argument("--run-dir", default="/run/sysbox", help="sockets and pid files (default /run/sysbox)")
+    dmn.add_argument("--data-root", default="/var/lib/sysbox", help="sysbox-mgr's data (default /var/lib/sysbox)")
+    dmn.add_argument("--mountpoint", default="/var/lib/sysboxfs", help="sysbox-fs's FUSE mount")
+    dmn.add_argument("--log-dir", help="write sysbox-mgr.log and sysbox-fs.log here (default: stderr)")
+    dmn.set_defaults(func=_cmd_daemon)
 
     dm = sub.add_parser("demo", help="boot a systemd system container with Docker inside (what `make demo` shows)")
     dm.add_argument("--cache", default=DEFAULT_CACHE)

@@ -37,6 +37,15 @@ def wait_for(fn, timeout: float = 60, every: float = 0.2):
     return value
 
 
+def test_docker_load_archive_and_image_config(docker, cid):
+    d = docker
+    arch = images.build("busybox", cache=CACHE)["docker_archive"]
+    out = d.docker("load", "-i", arch)
+    assert out.returncode == 0 and "local/busybox:latest" in out.stdout, out.stderr
+    assert d.docker("run", "--rm", "--runtime=sysbox-runc", "local/busybox:latest", "sh", "-c", "echo $PATH").stdout.strip() \
+        == "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def test_application_container_behaves_as_with_runc(docker, cid, tmp_path):
     d = docker
     vol = tmp_path / "vol"
@@ -105,7 +114,7 @@ def test_system_container_with_docker_and_containerd_inside(docker, systemd_imag
 
     inner = d.docker("exec", cid, "sh", "-c",
                      "systemctl is-active docker && docker info --format '{{.Driver}}' && "
-                     "docker import /images/busybox.tar inner/busybox >/dev/null && "
+                     "docker load -i /images/busybox.docker.tar >/dev/null && docker tag local/busybox inner/busybox && "
                      "docker run --rm inner/busybox sh -c 'ping -c1 -W2 $(ip route | awk \"/default/ {print \\$3}\") "
                      ">/dev/null && echo inner-net-ok'", timeout=180)
     assert inner.stdout.split() == ["active", "overlay2", "inner-net-ok"], inner.stderr

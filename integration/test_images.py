@@ -34,6 +34,10 @@ def test_busybox_rebuild_is_reproducible_and_cached(tmp_path):
     meta2 = json.loads(open(os.path.join(cache, "busybox/image.json")).read())
     assert meta1["tar_sha256"] == meta2["tar_sha256"]
     assert sorted(os.listdir(cache)) == [".busybox.lock", "busybox"]  # no half-built leftovers
+    assert meta2["docker_archive"].endswith("busybox.docker.tar")
+    with tarfile.open(meta2["docker_archive"]) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == ["local/busybox:latest"] and len(manifest[0]["Layers"]) == 1
 
 
 def test_unreachable_mirror_fails_clearly(tmp_path):

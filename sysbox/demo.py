@@ -125,7 +125,8 @@ def run(cache: str = images.DEFAULT_CACHE, keep: bool = False) -> int:
         _say("sysctl kernel.panic=42:", f"inside reads {inside}; the host still has "
              f"{open('/proc/sys/kernel/panic').read().strip()} (was {host_panic})")
         docker = _exec("sh", "-c", "systemctl is-active docker && docker info --format '{{.Driver}}' && "
-                                   "docker import /images/busybox.tar demo/busybox >/dev/null && "
+                                   "docker load -i /images/busybox.docker.tar >/dev/null && "
+                                   "docker tag local/busybox demo/busybox && "
                                    "docker run --rm demo/busybox sh -c 'echo hello from a container inside "
                                    "$(hostname -s 2>/dev/null || true) the system container'", timeout=120)
         lines = docker.stdout.splitlines()

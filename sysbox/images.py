@@ -29,7 +29,12 @@ EPOCH = 1700000000
 DEBIAN_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "procps", "docker.io",
                    "containerd", "runc", "iptables", "ca-certificates", "kmod", "less"]
 # Bump when a recipe changes, so cached images built by an older recipe are rebuilt.
-RECIPES = {"busybox": 2, "debian-systemd": 1}
+RECIPES = {"busybox": 3, "debian-systemd": 2}
+# What `docker load` gets: the command and environment a user of the image would expect.
+IMAGE_CONFIG = {"busybox": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+                "debian-systemd": {"Cmd": ["/sbin/init"], "StopSignal": "SIGRTMIN+3",
+                                   "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                           "container=docker"]}}
 
 
 def say(msg: str) -> None:
@@ -159,6 +164,35 @@ def _tar(rootfs: str, tarball: str) -> str:
     return h.hexdigest()
 
 
+def docker_archive(name: str, layer_tar: str, layer_sha: str, out: str) -> None:
+    """Write what `docker save` would: one layer (the rootfs tarball), its config, a manifest."""
+    import tarfile
+
+    config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
+              "os": "linux", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(EPOCH)),
+              "config": IMAGE_CONFIG[name], "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_sha}"]},
+              "history": [{"created_by": f"sysbox image build {name}"}]}
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [f"local/{name}:latest"],
+                            "Layers": [f"{layer_sha}/layer.tar"]}]).encode()
+
+    def add_bytes(tar: tarfile.TarFile, arcname: str, data: bytes) -> None:
+        info = tarfile.TarInfo(arcname)
+        info.size, info.mtime = len(data), EPOCH
+        import io
+
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
+        add_bytes(tar, config_name, config_bytes)
+        info = tar.gettarinfo(layer_tar, arcname=f"{layer_sha}/layer.tar")
+        info.mtime, info.uid, info.gid, info.uname, info.gname = EPOCH, 0, 0, "", ""
+        with open(layer_tar, "rb") as f:
+            tar.addfile(info, f)
+        add_bytes(tar, "manifest.json", manifest)
+
+
 def build(name: str, cache: str = DEFAULT_CACHE, mirror: str = DEFAULT_MIRROR,
           force: bool = False) -> dict:
     """Build (or reuse) an image; returns its image.json."""
@@ -194,9 +228,12 @@ def _build_locked(name: str, cache: str, mirror: str, final: str) -> dict:
                            check=True)
         say(f"{name}: writing {name}.tar")
         digest = _tar(os.path.join(tmp, "rootfs"), os.path.join(tmp, f"{name}.tar"))
+        say(f"{name}: writing {name}.docker.tar (docker load)")
+        docker_archive(name, os.path.join(tmp, f"{name}.tar"), digest, os.path.join(tmp, f"{name}.docker.tar"))
         meta = {"name": name, "recipe": RECIPES[name], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "seconds": round(time.monotonic() - start, 1), "tar_sha256": digest,
                 "rootfs": os.path.join(final, "rootfs"), "tarball": os.path.join(final, f"{name}.tar"),
+                "docker_archive": os.path.join(final, f"{name}.docker.tar"),
                 **info}
         with open(os.path.join(tmp, "image.json"), "w") as f:
             json.dump(meta, f, indent=1)

@@ -31,3 +31,4 @@ clean:                 ## remove the venv (images stay cached)
 
 bench: setup           ## side-by-side benchmarks, written to bench/results/
 	$(VENV)/bin/python bench/proc_read.py
+	$(VENV)/bin/python bench/lifecycle.py

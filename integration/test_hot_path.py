@@ -45,3 +45,12 @@ def test_sigterm_becomes_sigrtmin3_for_systemd_containers(tmp_path):
     for cid, sig, expect in (("sd", "TERM", "37"), ("sd", "KILL", "KILL"), ("other", "SIGTERM", "SIGTERM")):
         assert subprocess.run(base + ["kill", cid, sig], timeout=30).returncode == 0
         assert (tmp_path / "argv").read_text().split()[-2:] == [cid, expect]
+
+
+def test_installed_launcher_skips_site_processing():
+    """make venv replaces pip's console script with sysbox/launcher.py's, which runs Python -S."""
+    with open(SYSBOX_RUNC) as f:
+        first = f.readline()
+    assert first.startswith("#!") and first.rstrip().endswith(" -S")
+    out = subprocess.run([SYSBOX_RUNC, "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("sysbox-runc version ")

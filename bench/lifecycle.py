@@ -1,0 +1,228 @@
+"""Runtime costs side by side, in one run: sysbox-runc next to runc (and crun where it runs).
+
+1. OCI lifecycle: `run` of the busybox bundle running `true` (create+start+wait+delete).
+2. The calls containerd makes most: state, kill (signal 0), ps, on a running container.
+3. `docker run --rm local/busybox true`, runc vs sysbox-runc (dockerd in its own netns).
+4. System-container boot: `run -d` of debian-systemd to `systemctl is-system-running` = running.
+5. A trapped syscall: mount+umount of a tmpfs inside, with the seccomp trap and without.
+6. Density: 50 busybox system containers; start time of the 1st vs the 50th; daemons' memory.
+
+Medians of repeated runs; ratios are sysbox-runc / runc measured in the same run.  Writes
+bench/results/lifecycle.md.  Usage: python bench/lifecycle.py [--reps N] [--density N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from integration.daemons import Fs, Mgr  # noqa: E402
+from integration.dockerd import DockerDaemon  # noqa: E402
+from sysbox import images  # noqa: E402
+from sysbox.oci.bundle import write_bundle  # noqa: E402
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of a command.  Output goes through files, not pipes: `run -d` hands its stdio
+    to the container, which would keep a pipe open (and us waiting) for the container's life."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        elapsed = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        return elapsed, subprocess.CompletedProcess(argv, proc.returncode, out.read().decode(errors="replace"),
+                                                    err.read().decode(errors="replace"))
+
+
+def median_ms(argvs, reps: int) -> tuple[float | None, str]:
+    """Median wall time (ms) of running each argv produced by argvs(i); (None, error) on failure."""
+    samples = []
+    for i in range(reps):
+        t, out = timed(argvs(i))
+        if out.returncode != 0:
+            return None, (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1][:120]
+        samples.append(t * 1000)
+    return statistics.median(samples), ""
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fmt(v: float | None, err: str = "") -> str:
+    return f"{v:.1f}" if v is not None else f"n/a ({err})" if err else "n/a"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--density", type=int, default=50)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="sysbox-bench-")
+    state = f"/run/sysbox-bench-{os.getpid()}"
+    os.makedirs(state, mode=0o711)
+    mgr, fs = Mgr(os.path.join(work, "mgr"), gc_interval=3600).start(), Fs(os.path.join(work, "fs")).start()
+    root = os.path.join(work, "runc-root")
+    sysbox = [os.path.join(VENV_BIN, "sysbox-runc"), "--mgr-socket", mgr.socket, "--fs-socket", fs.socket,
+              "--sysbox-state", state, "--root", root]
+    plain = {"runc": ["runc", "--root", root], "crun": ["crun", "--root", root] if shutil.which("crun") else None}
+    bb = images.build("busybox")
+    bundle = os.path.join(work, "bundle")
+    write_bundle(bundle, bb["rootfs"], ["true"], readonly=True)
+    rows: list[str] = []
+    overlay = os.path.join(work, "ov")
+    try:
+        # 1. lifecycle
+        life = {}
+        for name, base in (("runc", plain["runc"]), ("crun", plain["crun"]), ("sysbox-runc", sysbox)):
+            if base is None:
+                life[name] = (None, "not installed")
+                continue
+            life[name] = median_ms(lambda i, b=base, n=name: b + ["run", "--bundle", bundle, f"life-{n}-{i}"], args.reps)
+        rows += ["## OCI lifecycle: run of busybox `true` (create+start+wait+delete), median ms", "",
+                 "| runtime | ms | / runc |", "|---|---|---|"]
+        for name, (v, err) in life.items():
+            rows.append(f"| {name} | {fmt(v, err)} | {ratio(v, life['runc'][0])} |")
+
+        # 2. hot calls on a running container
+        sleeper = os.path.join(work, "sleeper")
+        write_bundle(sleeper, bb["rootfs"], ["sleep", "3600"], readonly=True)
+        subprocess.run(["runc", "--root", root, "run", "-d", "--bundle", sleeper, "hot-runc"], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        subprocess.run(sysbox + ["run", "-d", "--bundle", sleeper, "hot-sysbox"], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        rows += ["", "## Calls containerd makes most, on a running container, median ms", "",
+                 "| call | runc | sysbox-runc | ratio |", "|---|---|---|---|"]
+        for call in (["state"], ["kill", "{id}", "0"], ["ps"]):
+            def argv(base, cid, c=call):
+                return base + [x.replace("{id}", cid) for x in c] + ([cid] if "{id}" not in " ".join(c) else [])
+            r = median_ms(lambda i: argv(plain["runc"], "hot-runc"), args.reps * 2)[0]
+            s = median_ms(lambda i: argv(sysbox, "hot-sysbox"), args.reps * 2)[0]
+            rows.append(f"| {call[0]} | {fmt(r)} | {fmt(s)} | {ratio(s, r)} |")
+        subprocess.run(["runc", "--root", root, "delete", "-f", "hot-runc"], capture_output=True)
+        subprocess.run(sysbox + ["delete", "-f", "hot-sysbox"], capture_output=True)
+
+        # 5. trapped syscall (a loop inside, timed from outside, per iteration)
+        loop = "i=0; while [ $i -lt 200 ]; do mount -t tmpfs t /mnt && umount /mnt; i=$((i+1)); done"
+        trap_bundle = os.path.join(work, "trap")
+        write_bundle(trap_bundle, bb["rootfs"], ["sh", "-c", loop], readonly=True)
+        with_trap = median_ms(lambda i: sysbox + ["run", "--bundle", trap_bundle, f"trap-{i}"], 5)[0]
+        no_trap = median_ms(lambda i: [sysbox[0], "--no-sysbox-fs"] + sysbox[1:] + ["run", "--bundle", trap_bundle,
+                                                                                  f"notrap-{i}"], 5)[0]
+        empty = os.path.join(work, "empty")
+        write_bundle(empty, bb["rootfs"], ["true"], readonly=True)
+        base_with = median_ms(lambda i: sysbox + ["run", "--bundle", empty, f"e1-{i}"], 5)[0]
+        base_without = median_ms(lambda i: [sysbox[0], "--no-sysbox-fs"] + sysbox[1:] + ["run", "--bundle", empty,
+                                                                                       f"e2-{i}"], 5)[0]
+        per_with = (with_trap - base_with) / 200 * 1000 if with_trap and base_with else None
+        per_without = (no_trap - base_without) / 200 * 1000 if no_trap and base_without else None
+        rows += ["", "## mount -t tmpfs + umount inside a container, us per pair", "",
+                 "| trapped (seccomp notify, sysbox-fs) | not trapped | ratio |", "|---|---|---|",
+                 f"| {fmt(per_with)} | {fmt(per_without)} | {ratio(per_with, per_without)} |"]
+
+        # 4. boot
+        for d in ("upper", "work", "rootfs"):
+            os.makedirs(os.path.join(overlay, d))
+        deb = images.build("debian-systemd")
+        boots = []
+        for i in range(3):
+            for d in ("upper", "work"):
+                shutil.rmtree(os.path.join(overlay, d))
+                os.makedirs(os.path.join(overlay, d))
+            subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={deb['rootfs']},upperdir={overlay}/upper,workdir={overlay}/work",
+                            f"{overlay}/rootfs"], check=True)
+            sd = os.path.join(work, f"sd{i}")
+            write_bundle(sd, f"{overlay}/rootfs", ["/sbin/init"])
+            t0 = time.perf_counter()
+            subprocess.run(sysbox + ["run", "-d", "--bundle", sd, f"boot-{i}"], check=True,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            status = ""
+            while time.perf_counter() - t0 < 60 and status not in ("running", "degraded"):
+                status = subprocess.run(["runc", "--root", root, "exec", f"boot-{i}", "systemctl", "is-system-running"],
+                                        capture_output=True, text=True).stdout.strip()
+            boots.append((time.perf_counter() - t0, status))
+            subprocess.run(sysbox + ["kill", f"boot-{i}", "TERM"], capture_output=True)
+            deadline = time.monotonic() + 20
+            while '"stopped"' not in subprocess.run(sysbox + ["state", f"boot-{i}"], capture_output=True, text=True).stdout \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            subprocess.run(sysbox + ["delete", "-f", f"boot-{i}"], capture_output=True)
+            subprocess.run(["umount", f"{overlay}/rootfs"], check=True)
+        lxc = "not measured here (Debian's lxc package is not part of the setup)"
+        rows += ["", "## System-container boot: run -d of debian-systemd until systemd answers", "",
+                 "| runtime | seconds (median of 3) | state |", "|---|---|---|",
+                 f"| sysbox-runc | {statistics.median(b[0] for b in boots):.2f} | {boots[-1][1]} |", f"| LXC 5.0.2 | {lxc} | |"]
+
+        # 6. density
+        mgr_rss0, fs_rss0 = rss_kib(mgr.proc.pid), rss_kib(fs.proc.pid)
+        starts = []
+        for i in range(args.density):
+            t, out = timed(sysbox + ["run", "-d", "--bundle", sleeper, f"dense-{i}"])
+            if out.returncode != 0:
+                break
+            starts.append(t * 1000)
+        mgr_rss1, fs_rss1 = rss_kib(mgr.proc.pid), rss_kib(fs.proc.pid)
+        for i in range(len(starts)):
+            subprocess.run(sysbox + ["delete", "-f", f"dense-{i}"], capture_output=True)
+        n = len(starts)
+        rows += ["", f"## Density: {n} busybox system containers started one after another", "",
+                 "| first start ms | last start ms | sysbox-mgr RSS per container | sysbox-fs RSS per container |",
+                 "|---|---|---|---|",
+                 f"| {starts[0]:.0f} | {starts[-1]:.0f} | {(mgr_rss1 - mgr_rss0) / max(n, 1):.0f} KiB "
+                 f"({mgr_rss0 // 1024} -> {mgr_rss1 // 1024} MiB) | {(fs_rss1 - fs_rss0) / max(n, 1):.0f} KiB "
+                 f"({fs_rss0 // 1024} -> {fs_rss1 // 1024} MiB) |"]
+
+        # 3. docker run --rm
+        dk = DockerDaemon(os.path.join(work, "docker"), sysbox[0], sysbox[1:7])
+        dk.start()
+        try:
+            dk.docker("import", bb["tarball"], "local/busybox")
+            r = median_ms(lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "local/busybox", "true"], args.reps)
+            s = median_ms(lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "--runtime=sysbox-runc",
+                                     "local/busybox", "true"], args.reps)
+        finally:
+            dk.stop()
+        rows += ["", "## docker run --rm local/busybox true, median ms", "", "| runc | sysbox-runc | ratio |",
+                 "|---|---|---|", f"| {fmt(r[0], r[1])} | {fmt(s[0], s[1])} | {ratio(s[0], r[0])} |"]
+    finally:
+        for cid in subprocess.run(["runc", "--root", root, "list", "-q"], capture_output=True, text=True).stdout.split():
+            subprocess.run(sysbox + ["delete", "-f", cid], capture_output=True)
+        while os.path.ismount(f"{overlay}/rootfs"):
+            subprocess.run(["umount", "-l", f"{overlay}/rootfs"])
+        fs.stop()
+        mgr.stop()
+        subprocess.run(["rm", "-rf", "--one-file-system", state, work])
+    head = [f"# sysbox-runc next to runc ({time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
+            f"{os.cpu_count()} CPUs, {args.reps} repetitions)", ""]
+    report = "\n".join(head + rows) + "\n"
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", "lifecycle.md"), "w") as f:
+        f.write(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

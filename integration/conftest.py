@@ -144,7 +144,10 @@ def rt(session_mgr, session_fs, sysbox_state, tmp_path) -> Runtime:
     assert not leaked, f"manager still holds {leaked}"
     fs_left = r.fs_registered() - fs_before
     assert not fs_left, f"sysbox-fs still holds {fs_left}"
-    left = [m for m in mounts() if m.startswith(sysbox_state) or m.startswith(str(tmp_path))]
+    from sysbox.runc import state as runc_state
+
+    mine = os.path.dirname(runc_state.container_dir({"root": root, "sysbox-state": sysbox_state}, "x"))
+    left = [m for m in mounts() if m.startswith(mine + "/") or m.startswith(str(tmp_path))]
     assert not left, f"mounts left: {left}"
 
 

@@ -14,7 +14,6 @@ bench/results/lifecycle.md.  Usage: python bench/lifecycle.py [--reps N] [--dens
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics

@@ -106,8 +106,8 @@ async def serve_connection(service: Service, stream: trio.SocketStream) -> None:
         await stream.aclose()
 
 
-async def listen(path: str) -> trio.SocketListener:
-    """A root-only (0600) unix listener at path, replacing a stale socket file."""
+async def bind_unix(path: str) -> trio.socket.SocketType:
+    """A listening root-only (0600) unix socket at path, replacing a stale socket file."""
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
     if os.path.exists(path):
         os.unlink(path)  # the caller's pid-file lock proved no other daemon owns it
@@ -118,4 +118,8 @@ async def listen(path: str) -> trio.SocketListener:
     finally:
         os.umask(old)
     sock.listen(512)
-    return trio.SocketListener(sock)
+    return sock
+
+
+async def listen(path: str) -> trio.SocketListener:
+    return trio.SocketListener(await bind_unix(path))

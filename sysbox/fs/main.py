@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
+
+from sysbox.daemonmain import run_daemon, setup_logging
 
 from sysbox.fs.protocol import (DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SECCOMP_SOCKET, DEFAULT_SOCKET,
                                 DEFAULT_STATE_DIR)
@@ -30,32 +31,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("sysbox-fs")
-    root.addHandler(handler)
-    root.setLevel(args.log_level.upper())
-    if os.geteuid() != 0:
-        print("sysbox-fs: must run as root", file=sys.stderr)
-        return 1
-    from sysbox.mgr.main import lock_pid_file
+    log = setup_logging("sysbox-fs", args.log, args.log_level)
 
-    pid_fd = lock_pid_file(args.pid_file, "sysbox-fs")
-    try:
+    def body() -> int:
         import trio
 
         from sysbox.fs.daemon import Config, serve
 
-        root.info("Starting sysbox-fs (pid %d)", os.getpid())
+        log.info("Starting sysbox-fs (pid %d)", os.getpid())
         trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket,
                                state_dir=args.state_dir))
-    finally:
-        try:
-            os.unlink(args.pid_file)
-        except FileNotFoundError:
-            pass
-        os.close(pid_fd)
-    return 0
+        return 0
+
+    return run_daemon("sysbox-fs", args.pid_file, body)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
-import logging
 import os
 import sys
 
+from sysbox.daemonmain import run_daemon, setup_logging
 from sysbox.mgr.protocol import DEFAULT_DATA_ROOT, DEFAULT_PID_FILE, DEFAULT_SOCKET
 
 
@@ -34,21 +33,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def lock_pid_file(path: str, name: str = "sysbox-mgr") -> int:
-    """Hold an exclusive lock on the pid file for the daemon's life: a second instance refuses."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        other = os.pread(fd, 32, 0).decode().strip() or "?"
-        os.close(fd)
-        raise SystemExit(f"{name}: another {name} (pid {other}) holds {path}")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
 def _pool(args: argparse.Namespace):
     from sysbox import subid
     from sysbox.mgr.allocator import Pool
@@ -63,16 +47,9 @@ def _pool(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("sysbox-mgr")
-    root.addHandler(handler)
-    root.setLevel(args.log_level.upper())
-    if os.geteuid() != 0:
-        print("sysbox-mgr: must run as root", file=sys.stderr)
-        return 1
-    pid_fd = lock_pid_file(args.pid_file)
-    try:
+    log = setup_logging("sysbox-mgr", args.log, args.log_level)
+
+    def body() -> int:
         import trio
 
         from sysbox.mgr.daemon import Config, serve
@@ -87,15 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config(socket=args.socket, data_root=args.data_root,
                      db=args.db or os.path.join(args.data_root, "mgr.db"), pool=pool,
                      gc_interval=args.gc_interval)
-        root.info("Starting sysbox-mgr (pid %d, data root %s)", os.getpid(), args.data_root)
+        log.info("Starting sysbox-mgr (pid %d, data root %s)", os.getpid(), args.data_root)
         trio.run(serve, cfg)
-    finally:
-        try:
-            os.unlink(args.pid_file)
-        except FileNotFoundError:
-            pass
-        os.close(pid_fd)
-    return 0
+        return 0
+
+    return run_daemon("sysbox-mgr", args.pid_file, body)
 
 
 if __name__ == "__main__":

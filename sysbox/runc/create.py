@@ -40,14 +40,6 @@ def shift_mode(inv: Invocation) -> str:
     return mode
 
 
-def _cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 40
-
-
 def lower_create_args(inv: Invocation, bundle: str) -> list[str]:
     """runc's create arguments: the caller's flags, with our transformed bundle."""
     args: list[str] = []
@@ -71,7 +63,7 @@ def create(inv: Invocation, runtime: str) -> int:
     """Run the whole create; returns runc's exit status (non-zero means nothing is left)."""
     from sysbox.runc import rootfs, transform
     from sysbox.runc.delete import cleanup
-    from sysbox.runc.transform import namespaces
+    from sysbox.runc.transform import caps, namespaces
 
     bundle = bundle_dir(inv)
     spec = oci_spec.load_bundle(bundle)
@@ -123,7 +115,7 @@ def create(inv: Invocation, runtime: str) -> int:
         state.save_meta(cdir, meta)
 
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle,
-                                cap_last_cap=_cap_last_cap(), special_dirs=reg["special_dirs"],
+                                cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [],
                                 trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)

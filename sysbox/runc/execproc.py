@@ -15,21 +15,13 @@ import os
 from sysbox.runc.cli import Invocation
 
 
-def _cap_last_cap() -> int:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 40
-
-
 def adjust(inv: Invocation) -> None:
-    from sysbox.runc.transform.caps import all_caps
+    from sysbox.runc.transform.caps import all_caps, host_cap_last_cap
 
     path = str(inv.flags["process"])
     with open(path) as f:
         process = json.load(f)
-    full = all_caps(_cap_last_cap())
+    full = all_caps(host_cap_last_cap())
     if process.get("user", {}).get("uid", 0) == 0:
         process["capabilities"] = {k: list(full) for k in ("bounding", "effective", "inheritable", "permitted")}
         process["capabilities"]["ambient"] = []

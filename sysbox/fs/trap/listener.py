@@ -64,15 +64,9 @@ class Trap:
         self.emulated = 0
 
     async def serve(self, path: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.exists(path):
-            os.unlink(path)
-        old = os.umask(0o177)
-        try:
-            await sock.bind(path)
-        finally:
-            os.umask(old)
-        sock.listen(256)
+        from sysbox.ipcserver import bind_unix
+
+        sock = await bind_unix(path)
         task_status.started()
         async with trio.open_nursery() as nursery:
             while True:

@@ -16,6 +16,15 @@ NAMES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "
          "CAP_CHECKPOINT_RESTORE"]
 
 
+def host_cap_last_cap() -> int:
+    """The highest capability this kernel knows (read by the caller, not by the pure transform)."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
+
+
 def all_caps(cap_last_cap: int) -> list[str]:
     return NAMES[: min(cap_last_cap, len(NAMES) - 1) + 1]
 

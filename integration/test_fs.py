@@ -151,6 +151,10 @@ def test_free_nproc_and_cpuinfo_show_the_container_limits(rt, make_bundle, cid):
     assert sh(rt, cid, "grep -c '^cpu[0-9]' /proc/stat").stdout.strip() == "1"
     assert sh(rt, cid, "awk '{print NF}' /proc/loadavg").stdout.strip() == "5"
     assert sh(rt, cid, "cat /proc/swaps").stdout.startswith("Filename")
+    disk = sh(rt, cid, "cat /proc/diskstats && echo end")
+    lines = disk.stdout.splitlines()
+    assert disk.returncode == 0 and lines[-1] == "end"
+    assert all(len(line.split()) == 20 for line in lines[:-1])  # only devices the container did I/O on
 
 
 def test_host_processes_get_nothing(rt, make_bundle, cid):

@@ -54,3 +54,26 @@ def test_installed_launcher_skips_site_processing():
     assert first.startswith("#!") and first.rstrip().endswith(" -S")
     out = subprocess.run([SYSBOX_RUNC, "--version"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and out.stdout.startswith("sysbox-runc version ")
+
+
+def test_create_leaves_schema_validation_to_the_manager(rt, make_bundle, cid):
+    bundle = make_bundle(["sleep", "300"])
+    out = subprocess.run([sys.executable, "-X", "importtime", *rt.argv("create", "--bundle", bundle, cid)],
+                         capture_output=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(os.path.dirname(bundle), "imports"), "w"), timeout=60)
+    assert out.returncode == 0
+    imported = open(os.path.join(os.path.dirname(bundle), "imports")).read()
+    assert "sysbox.runc.create" in imported and "jsonschema" not in imported
+
+
+def test_without_manager_the_schema_is_checked_locally(rt, make_bundle, cid):
+    import json
+
+    bundle = make_bundle(["true"])
+    cfg = os.path.join(bundle, "config.json")
+    spec = json.load(open(cfg))
+    spec["process"]["args"] = "sh"
+    json.dump(spec, open(cfg, "w"))
+    out = subprocess.run([SYSBOX_RUNC, "--no-sysbox-mgr", "--no-sysbox-fs", "--root", rt.root, "create", "--bundle",
+                          bundle, cid], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith('sysbox-runc: process.args: expected array, got str "sh"')

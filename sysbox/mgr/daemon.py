@@ -131,6 +131,15 @@ class Manager(ipcserver.Service):
         return {"uid": c.uid, "gid": c.gid, "size": c.size, "restarted": restarted,
                 "special_dirs": self._dirs(c)}
 
+    async def op_validate(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        from sysbox.oci.spec import SpecError, validate
+
+        try:
+            validate(req["spec"])
+        except SpecError as e:
+            raise RequestError(str(e), "invalid-spec") from None
+        return {}
+
     async def op_update(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         cid = req["id"]
         if self.store.get(cid) is None:

@@ -119,10 +119,12 @@ def rootfs_path(bundle: str, spec: dict[str, Any]) -> str:
     return path if os.path.isabs(path) else os.path.join(bundle, path)
 
 
-def load_bundle(bundle: str) -> dict[str, Any]:
-    """Load, validate and sanity-check a bundle; the returned spec is safe to transform."""
+def load_bundle(bundle: str, validator: Any = None) -> dict[str, Any]:
+    """Load, validate and sanity-check a bundle; the returned spec is safe to transform.
+
+    `validator(spec)` replaces local schema validation (sysbox-runc asks the warm manager)."""
     spec = load_config(bundle)
-    validate(spec)
+    (validator or validate)(spec)
     root = rootfs_path(bundle, spec)
     if not os.path.isdir(root):
         raise SpecError(f"root.path: {root} is not a directory")

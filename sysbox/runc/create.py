@@ -52,6 +52,20 @@ def lower_create_args(inv: Invocation, bundle: str) -> list[str]:
     return args + ["--bundle", bundle, str(inv.container_id)]
 
 
+def _validate_in_mgr(socket: str, spec: dict[str, Any]) -> None:
+    """Schema validation by the manager: same validator, same messages, no import here."""
+    from sysbox.ipc import IPCError
+    from sysbox.mgr.client import Client
+
+    try:
+        with Client(socket) as c:
+            c.call("validate", spec=spec)
+    except IPCError as e:
+        if e.code == "invalid-spec":
+            raise oci_spec.SpecError(str(e)) from None
+        raise
+
+
 def _special_dir_kinds(spec: dict[str, Any]) -> list[str]:
     from sysbox.mgr.protocol import SPECIAL_DIRS
 
@@ -66,7 +80,8 @@ def create(inv: Invocation, runtime: str) -> int:
     from sysbox.runc.transform import caps, namespaces
 
     bundle = bundle_dir(inv)
-    spec = oci_spec.load_bundle(bundle)
+    use_mgr = not inv.globals.get("no-sysbox-mgr")
+    spec = oci_spec.load_bundle(bundle, (lambda s: _validate_in_mgr(mgr_socket(inv), s)) if use_mgr else None)
     transform.check(spec)
     mode = shift_mode(inv)
     cid = str(inv.container_id)
@@ -76,7 +91,6 @@ def create(inv: Invocation, runtime: str) -> int:
     if os.path.exists(cdir):  # left by a create or delete that was killed: finish undoing it
         cleanup(inv.globals, cdir, state.load_meta(cdir) or {"id": cid})
     requested = namespaces.requested_mappings(spec)
-    use_mgr = not inv.globals.get("no-sysbox-mgr")
     if not use_mgr and requested is None:
         raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
     meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None,

@@ -11,13 +11,14 @@ import time
 import pytest
 
 from integration.conftest import cgroup_exists, mounts, run
+from sysbox.linux.mountinfo import fstype_of
+from sysbox.linux.tree import remove_path
+from sysbox.oci.bundle import write_bundle
 
 
 def own_mounts(*needles: str) -> list[str]:
     """Mounts whose path names this test's containers (other xdist workers mount too)."""
     return [m for m in mounts() if any(n in m for n in needles)]
-from sysbox.linux.tree import remove_path
-from sysbox.oci.bundle import write_bundle
 
 
 def uid_map_of(rt, cid: str) -> list[int]:
@@ -287,22 +288,13 @@ def rootfs_on(request, busybox_rootfs, tmp_path):
 
 def test_idmapped_rootfs_on_each_filesystem(make_bundle, rt, cid, rootfs_on):
     path, fs = rootfs_on
-    assert mounts_fstype(os.path.dirname(path)) == fs
+    assert fstype_of(os.path.dirname(path)) == fs
     out = rt("run", "--bundle", make_bundle(["sh", "-c", "stat -c %u /bin/busybox; touch /root/new"],
                                             rootfs=path, readonly=False), cid)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
     assert os.stat(os.path.join(path, "root/new")).st_uid == 0
     assert "chown" not in out.stderr  # idmapped, no fallback
-
-
-def mounts_fstype(path: str) -> str:
-    best, fstype = "", ""
-    for line in open("/proc/self/mountinfo"):
-        f = line.split()
-        if (path == f[4] or path.startswith(f[4].rstrip("/") + "/")) and len(f[4]) >= len(best):
-            best, fstype = f[4], f[f.index("-") + 1]
-    return fstype
 
 
 def test_bind_mounts_are_idmapped(make_bundle, rt, cid, tmp_path):

@@ -61,17 +61,6 @@ def _userns() -> Check:
     return Check("user namespaces", True, f"max {limit}, created and mapped one")
 
 
-def _fs_type(path: str) -> str:
-    best, fstype = "", "?"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            mnt = fields[4]
-            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best, fstype = mnt, fields[fields.index("-") + 1]
-    return fstype
-
-
 def _existing_parent(path: str) -> str:
     while not os.path.isdir(path):
         path = os.path.dirname(path)
@@ -81,8 +70,10 @@ def _existing_parent(path: str) -> str:
 def _idmap_on(path: str) -> tuple[bool, str]:
     from sysbox.linux.idmap import idmapped_clone
 
+    from sysbox.linux.mountinfo import fstype_of
+
     base = _existing_parent(path)
-    fstype = _fs_type(base)
+    fstype = fstype_of(base)
     try:
         tmp = tempfile.mkdtemp(prefix=".sysbox-doctor-", dir=base)
     except OSError as e:

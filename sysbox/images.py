@@ -9,6 +9,7 @@ so an interrupted build never leaves a half image that a later run would reuse.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -180,8 +181,6 @@ def docker_archive(name: str, layer_tar: str, layer_sha: str, out: str) -> None:
     def add_bytes(tar: tarfile.TarFile, arcname: str, data: bytes) -> None:
         info = tarfile.TarInfo(arcname)
         info.size, info.mtime = len(data), EPOCH
-        import io
-
         tar.addfile(info, io.BytesIO(data))
 
     with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:

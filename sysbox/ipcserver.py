@@ -106,6 +106,20 @@ async def serve_connection(service: Service, stream: trio.SocketStream) -> None:
         await stream.aclose()
 
 
+async def stop_on_signal(scope: trio.CancelScope, log: logging.Logger,
+                         task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Cancel `scope` at the first SIGTERM or SIGINT (start it with nursery.start: the handler is
+    in place before the daemon says it is ready)."""
+    import signal
+
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
 async def bind_unix(path: str) -> trio.socket.SocketType:
     """A listening root-only (0600) unix socket at path, replacing a stale socket file."""
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)

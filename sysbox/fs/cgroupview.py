@@ -71,18 +71,10 @@ class CgroupView:
 
     @classmethod
     def of(cls, pid: int) -> "CgroupView":
-        mounts = cgroups.hierarchy_mounts()
         dirs: dict[str, str] = {}
-        with open(f"/proc/{pid}/cgroup") as f:
-            for line in f:
-                _, controllers, path = line.rstrip("\n").split(":", 2)
-                want = frozenset(controllers.split(",")) if controllers else frozenset()
-                for opts, point in mounts:
-                    if (not want and not opts) or (want and want <= opts):
-                        d = os.path.join(point, path.lstrip("/"))
-                        for c in (want or {"unified"}):
-                            dirs.setdefault(c, d)
-                        break
+        for controllers, _path, d in cgroups.process_cgroups(pid):
+            for c in (controllers or {"unified"}):
+                dirs.setdefault(c, d)
         return cls(dirs)
 
     def _v2(self, name: str) -> str | None:

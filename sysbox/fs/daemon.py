@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,18 +91,14 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
     trap = Trap(registry, cfg.mountpoint)
     service = FsService(registry, cfg, trap)
     try:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(pyfuse3.main)
-                nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
-                nursery.start_soon(sample_load, registry)
-                await nursery.start(trap.serve, cfg.seccomp_socket)
-                log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
-                task_status.started()
-                async for signum in signals:
-                    log.info("received %s, shutting down", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ipcserver.stop_on_signal, nursery.cancel_scope, log)
+            nursery.start_soon(pyfuse3.main)
+            nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
+            nursery.start_soon(sample_load, registry)
+            await nursery.start(trap.serve, cfg.seccomp_socket)
+            log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
+            task_status.started()
     finally:
         pyfuse3.close(unmount=True)
         for cid in list(registry.by_id):

@@ -28,33 +28,36 @@ def hierarchy_mounts() -> list[tuple[frozenset[str], str]]:
     return out
 
 
-def process_dirs(pid: int) -> list[tuple[str, bool]]:
-    """(directory, is_v2) of each hierarchy the process belongs to, on the host."""
+def process_cgroups(pid: int) -> list[tuple[frozenset[str], str, str]]:
+    """(controllers, cgroup path, host directory) of each hierarchy the process belongs to; an
+    empty controller set is the v2 (unified) hierarchy."""
     mounts = hierarchy_mounts()
-    dirs = []
+    out = []
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
             _, controllers, path = line.rstrip("\n").split(":", 2)
             want = frozenset(controllers.split(",")) if controllers else frozenset()
-            if path == "/":
-                continue  # never the hierarchy root
             for opts, point in mounts:
                 if (not want and not opts) or (want and want <= opts):
-                    dirs.append((os.path.join(point, path.lstrip("/")), not want))
+                    out.append((want, path, os.path.join(point, path.lstrip("/"))))
                     break
-    return dirs
+    return out
 
 
-def delegate(pid: int, uid: int, gid: int, v2_too: bool = True) -> list[str]:
+def process_dirs(pid: int) -> list[tuple[str, bool]]:
+    """(directory, is_v2) of each hierarchy the process belongs to, hierarchy roots left out."""
+    return [(d, not want) for want, path, d in process_cgroups(pid) if path != "/"]
+
+
+def delegate(pid: int, uid: int, gid: int) -> list[str]:
     """chown the cgroup dirs of `pid` (and their delegation files) to uid:gid; returns the dirs.
 
-    In the v2 hierarchy of a hybrid host the container usually sits in a shared cgroup
-    (runc's v1 manager does not create one there): that is never delegated.
+    In the v2 hierarchy of a hybrid host the container may sit in a shared cgroup: that one is
+    delegated only if the container's init is its only process.
     """
     done = []
     for path, is_v2 in process_dirs(pid):
-        if is_v2 and (not v2_too or path.rstrip("/") == os.path.dirname(path.rstrip("/")) or
-                      not _owned_by_container(path, pid)):
+        if is_v2 and not _owned_by_container(path, pid):
             continue
         os.chown(path, uid, gid)
         for name in V2_FILES if is_v2 else V1_FILES:

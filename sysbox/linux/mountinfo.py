@@ -56,6 +56,15 @@ def at(point: str, pid: int | str = "self") -> Mount | None:
     return found
 
 
+def fstype_of(path: str) -> str:
+    """The filesystem type of the mount that holds `path` (the longest matching mount point)."""
+    best, fstype = "", ""
+    for m in read():
+        if (path == m.point or path.startswith(m.point.rstrip("/") + "/")) and len(m.point) >= len(best):
+            best, fstype = m.point, m.fstype
+    return fstype
+
+
 def under(prefix: str, pid: int | str = "self") -> list[Mount]:
     p = prefix.rstrip("/") + "/"
     return [m for m in read(pid) if m.point == prefix or m.point.startswith(p)]

@@ -9,9 +9,7 @@ supported; both use the generic numbers for the new mount API.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -105,8 +103,3 @@ def set_child_subreaper() -> None:
     _check(_libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), ctypes.c_ulong(1), 0, 0, 0), "prctl")
 
 
-def machine() -> str:
-    return platform.machine()
-
-
-__all__ = [name for name in dir() if not name.startswith("_")] + ["errno"]

@@ -177,25 +177,19 @@ async def gc_loop(mgr: Manager) -> None:
 
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGTERM/SIGINT; the socket file is removed on the way out."""
-    import signal
-
     mgr = Manager(cfg)
     released = mgr.reconcile()
     log.info("reconciled at start-up: %d containers kept, %d released%s", len(mgr.store.all()),
              len(released), f" ({', '.join(released)})" if released else "")
     listener = await ipcserver.listen(cfg.socket)
     try:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(mgr, s), [listener])
-                nursery.start_soon(gc_loop, mgr)
-                log.info("Ready: listening on %s (pool: %d ranges from uid %d, gid %d)", cfg.socket,
-                         cfg.pool.slots, cfg.pool.uid_start, cfg.pool.gid_start)
-                task_status.started()
-                async for signum in signals:
-                    log.info("received %s, shutting down", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ipcserver.stop_on_signal, nursery.cancel_scope, log)
+            nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(mgr, s), [listener])
+            nursery.start_soon(gc_loop, mgr)
+            log.info("Ready: listening on %s (pool: %d ranges from uid %d, gid %d)", cfg.socket,
+                     cfg.pool.slots, cfg.pool.uid_start, cfg.pool.gid_start)
+            task_status.started()
     finally:
         try:
             os.unlink(cfg.socket)

@@ -16,30 +16,17 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from sysbox.linux import idmap
+from sysbox.linux import idmap, mountinfo
 from sysbox.linux import syscalls as sc
+from sysbox.runc.transform.mounts import is_bind
 
 _SKIP_PREFIXES = ("/dev/", "/proc/", "/sys/")
 _SKIP_FSTYPES = ("fuse", "proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "overlay")
 
 
-def _is_bind(m: dict[str, Any]) -> bool:
-    return m.get("type") == "bind" or bool({"bind", "rbind"} & set(m.get("options") or []))
-
-
-def _fstype(path: str) -> str:
-    from sysbox.linux import mountinfo
-
-    best, fstype = "", ""
-    for m in mountinfo.read():
-        if (path == m.point or path.startswith(m.point.rstrip("/") + "/")) and len(m.point) >= len(best):
-            best, fstype = m.point, m.fstype
-    return fstype
-
-
 def wanted(m: dict[str, Any], uid: int, size: int, skip: tuple[str, ...]) -> bool:
     src = m.get("source", "")
-    if not _is_bind(m) or not src.startswith("/") or src.startswith(_SKIP_PREFIXES) or src.startswith(skip):
+    if not is_bind(m) or not src.startswith("/") or src.startswith(_SKIP_PREFIXES) or src.startswith(skip):
         return False
     try:
         st = os.stat(src)
@@ -47,7 +34,7 @@ def wanted(m: dict[str, Any], uid: int, size: int, skip: tuple[str, ...]) -> boo
         return False  # runc will report the missing source
     if uid <= st.st_uid < uid + size:
         return False  # already owned inside the range: idmapping would shift it twice
-    return not _fstype(os.path.realpath(src)).startswith(_SKIP_FSTYPES)
+    return not mountinfo.fstype_of(os.path.realpath(src)).startswith(_SKIP_FSTYPES)
 
 
 def apply(spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int, skip: tuple[str, ...],
@@ -86,8 +73,6 @@ def _remove_point(point: str) -> None:
 
 
 def teardown(points: list[str]) -> None:
-    from sysbox.linux import mountinfo
-
     for point in points:
         while mountinfo.at(point) is not None:
             sc.umount2(point, sc.MNT_DETACH)

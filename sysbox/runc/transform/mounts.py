@@ -26,7 +26,7 @@ def _tmpfs(dest: str, options: list[str]) -> dict[str, Any]:
     return {"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", *options]}
 
 
-def _is_bind(m: dict[str, Any]) -> bool:
+def is_bind(m: dict[str, Any]) -> bool:
     return m.get("type") == "bind" or bool({"bind", "rbind"} & set(m.get("options") or []))
 
 
@@ -42,7 +42,7 @@ def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
             continue  # the container gets the whole cgroup tree of its own below
         if dest in ("/sys", "/sys/fs/cgroup"):
             m = dict(_KERNEL_FS[dest])  # read-write: the user namespace is what protects the host
-        elif _is_bind(m) and not m.get("source", "/").startswith("/"):
+        elif is_bind(m) and not m.get("source", "/").startswith("/"):
             # relative bind sources are relative to the bundle, and ours lives elsewhere
             m = {**m, "source": posixpath.normpath(posixpath.join(ctx.bundle, m["source"]))}
         out.append(m)

@@ -29,6 +29,9 @@ unit: venv             ## only the fast unit tests
 clean:                 ## remove the venv (images stay cached)
 	rm -rf $(VENV) .pytest_cache
 
-bench: setup           ## side-by-side benchmarks, written to bench/results/
+bench: setup           ## side-by-side benchmarks, written to bench/results/ (tables and a chart)
+	$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python bench/proc_read.py
+	command -v lxc-start >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lxc
 	$(VENV)/bin/python bench/lifecycle.py
+	$(VENV)/bin/python bench/chart.py

@@ -59,7 +59,7 @@ def test_full_caps_for_root_bounding_only_for_others():
     assert "apparmorProfile" not in o["process"]
     spec = copy.deepcopy(BASE)
     spec["process"]["user"]["uid"] = 1000
-    o = transform.apply(spec, Context(**{**CTX.__dict__, "cap_last_cap": 37}))
+    o = transform.apply(spec, CTX._replace(cap_last_cap=37))
     assert o["process"]["capabilities"]["bounding"][-1] == "CAP_AUDIT_READ"
     assert o["process"]["capabilities"]["effective"] == []
 

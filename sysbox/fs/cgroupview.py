@@ -7,23 +7,15 @@ that free, top and uptime inside a container report the container, not the host.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from sysbox.linux import cgroups
 
 UNLIMITED = 1 << 62
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _int(path: str) -> int | None:
-    text = _read(path)
+def _parse_int(text: str | None) -> int | None:
     if text is None:
         return None
     text = text.strip()
@@ -65,9 +57,52 @@ def format_cpus(cpus: list[int]) -> str:
     return ",".join(out)
 
 
+MISSING_TTL = 5.0  # seconds an absent cgroup file is taken as absent before looking again
+CPUS_TTL = 1.0  # seconds a container's CPU set (cpuset cut to quota) is reused between reads
+
+
 @dataclass
 class CgroupView:
     dirs: dict[str, str]  # controller (or "unified") -> host directory
+    _cpus: tuple[float, tuple[int, ...], list[int]] | None = None  # (when, online, result)
+    # Cgroup files stay open and are re-read with pread at offset 0 (seq_file regenerates them):
+    # open+close of a kernfs file is most of the cost of reading one, and meminfo reads six.
+    _fds: dict[str, int] = field(default_factory=dict)
+    _missing: dict[str, float] = field(default_factory=dict)  # path -> when it was found absent
+
+    def _read(self, path: str) -> str | None:
+        """The file's current content, or None if the file is absent or unreadable."""
+        fd = self._fds.get(path)
+        if fd is None:
+            now = time.monotonic()
+            if now - self._missing.get(path, -MISSING_TTL) < MISSING_TTL:
+                return None
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                # looked for again later: a v2 controller file appears once the parent enables it
+                self._missing[path] = now
+                return None
+            self._fds[path] = fd
+        try:
+            chunks, off = [], 0
+            while chunk := os.pread(fd, 65536, off):
+                chunks.append(chunk)
+                off += len(chunk)
+        except OSError:  # cgroup removed: drop the fd, answer as for an absent file
+            self._fds.pop(path, None)
+            os.close(fd)
+            return None
+        return b"".join(chunks).decode(errors="replace")
+
+    def _int(self, path: str) -> int | None:
+        return _parse_int(self._read(path))
+
+    def close(self) -> None:
+        """Close the cached cgroup file descriptors (the container is gone)."""
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     @classmethod
     def of(cls, pid: int) -> "CgroupView":
@@ -79,18 +114,21 @@ class CgroupView:
 
     def _v2(self, name: str) -> str | None:
         d = self.dirs.get("unified")
-        return os.path.join(d, name) if d and os.path.exists(os.path.join(d, name)) else None
+        if not d:
+            return None
+        path = os.path.join(d, name)
+        return path if path in self._fds or os.path.exists(path) else None
 
     # -- memory --------------------------------------------------------------------------------
     def memory(self) -> dict[str, int]:
         """limit, usage, cache, swap_limit, swap_usage (bytes); limits may be UNLIMITED."""
         d = self.dirs.get("memory")
         if d:
-            stat = _kv(_read(os.path.join(d, "memory.stat")))
-            limit = _int(os.path.join(d, "memory.limit_in_bytes")) or UNLIMITED
-            usage = _int(os.path.join(d, "memory.usage_in_bytes")) or 0
-            memsw_limit = _int(os.path.join(d, "memory.memsw.limit_in_bytes"))
-            memsw_usage = _int(os.path.join(d, "memory.memsw.usage_in_bytes"))
+            stat = _kv(self._read(os.path.join(d, "memory.stat")))
+            limit = self._int(os.path.join(d, "memory.limit_in_bytes")) or UNLIMITED
+            usage = self._int(os.path.join(d, "memory.usage_in_bytes")) or 0
+            memsw_limit = self._int(os.path.join(d, "memory.memsw.limit_in_bytes"))
+            memsw_usage = self._int(os.path.join(d, "memory.memsw.usage_in_bytes"))
             return {"limit": limit, "usage": usage, "cache": stat.get("total_cache", 0),
                     "active_file": stat.get("total_active_file", 0), "inactive_file": stat.get("total_inactive_file", 0),
                     "active_anon": stat.get("total_active_anon", 0), "inactive_anon": stat.get("total_inactive_anon", 0),
@@ -100,24 +138,35 @@ class CgroupView:
         p = self._v2("memory.current")
         if p:
             d2 = os.path.dirname(p)
-            stat = _kv(_read(os.path.join(d2, "memory.stat")))
-            return {"limit": _int(os.path.join(d2, "memory.max")) or UNLIMITED, "usage": _int(p) or 0,
+            stat = _kv(self._read(os.path.join(d2, "memory.stat")))
+            return {"limit": self._int(os.path.join(d2, "memory.max")) or UNLIMITED, "usage": self._int(p) or 0,
                     "cache": stat.get("file", 0), "active_file": stat.get("active_file", 0),
                     "inactive_file": stat.get("inactive_file", 0), "active_anon": stat.get("active_anon", 0),
                     "inactive_anon": stat.get("inactive_anon", 0), "shmem": stat.get("shmem", 0),
-                    "swap_limit": _int(os.path.join(d2, "memory.swap.max")) or UNLIMITED,
-                    "swap_usage": _int(os.path.join(d2, "memory.swap.current")) or 0}
+                    "swap_limit": self._int(os.path.join(d2, "memory.swap.max")) or UNLIMITED,
+                    "swap_usage": self._int(os.path.join(d2, "memory.swap.current")) or 0}
         return {}
 
     # -- cpu -----------------------------------------------------------------------------------
     def cpus(self, online: list[int]) -> list[int]:
-        """The CPUs the container may use: its cpuset, cut to its CFS quota (as lxcfs -u)."""
+        """The CPUs the container may use: its cpuset, cut to its CFS quota (as lxcfs -u).
+
+        Reused for CPUS_TTL: uptime, stat, cpuinfo and cpu/online all need it, tools read them
+        in bursts, and it costs four cgroup file reads; a `docker update` shows within a second."""
+        now, key = time.monotonic(), tuple(online)
+        if self._cpus and self._cpus[1] == key and now - self._cpus[0] < CPUS_TTL:
+            return list(self._cpus[2])
+        result = self._cpus_now(online)
+        self._cpus = (now, key, result)
+        return list(result)
+
+    def _cpus_now(self, online: list[int]) -> list[int]:
         d = self.dirs.get("cpuset")
         text = None
         if d:
-            text = _read(os.path.join(d, "cpuset.effective_cpus")) or _read(os.path.join(d, "cpuset.cpus"))
+            text = self._read(os.path.join(d, "cpuset.effective_cpus")) or self._read(os.path.join(d, "cpuset.cpus"))
         elif self._v2("cpuset.cpus.effective"):
-            text = _read(self._v2("cpuset.cpus.effective") or "")
+            text = self._read(self._v2("cpuset.cpus.effective") or "")
         allowed = [c for c in parse_cpus(text) if c in online] if text and text.strip() else list(online)
         quota = self.quota()
         if quota is not None:
@@ -127,11 +176,11 @@ class CgroupView:
     def quota(self) -> tuple[int, int] | None:
         d = self.dirs.get("cpu")
         if d:
-            q, p = _int(os.path.join(d, "cpu.cfs_quota_us")), _int(os.path.join(d, "cpu.cfs_period_us"))
+            q, p = self._int(os.path.join(d, "cpu.cfs_quota_us")), self._int(os.path.join(d, "cpu.cfs_period_us"))
             return (q, p) if q and q > 0 and p else None
         p2 = self._v2("cpu.max")
         if p2:
-            parts = (_read(p2) or "").split()
+            parts = (self._read(p2) or "").split()
             if len(parts) == 2 and parts[0] != "max":
                 return int(parts[0]), int(parts[1])
         return None
@@ -141,12 +190,12 @@ class CgroupView:
         d = self.dirs.get("cpuacct")
         out: dict[int, tuple[int, int]] = {}
         if d:
-            for line in (_read(os.path.join(d, "cpuacct.usage_all")) or "").splitlines()[1:]:
+            for line in (self._read(os.path.join(d, "cpuacct.usage_all")) or "").splitlines()[1:]:
                 parts = line.split()
                 if len(parts) == 3:
                     out[int(parts[0])] = (int(parts[1]), int(parts[2]))
         elif self._v2("cpu.stat"):
-            stat = _kv(_read(self._v2("cpu.stat") or ""))
+            stat = _kv(self._read(self._v2("cpu.stat") or ""))
             out[-1] = (stat.get("user_usec", 0) * 1000, stat.get("system_usec", 0) * 1000)
         return out
 
@@ -163,13 +212,13 @@ class CgroupView:
         d = self.dirs.get("blkio")
         if d:
             for fname, kind in (("blkio.throttle.io_serviced", "ios"), ("blkio.throttle.io_service_bytes", "bytes")):
-                for line in (_read(os.path.join(d, fname)) or "").splitlines():
+                for line in (self._read(os.path.join(d, fname)) or "").splitlines():
                     parts = line.split()
                     if len(parts) == 3 and parts[1] in ("Read", "Write"):
                         key = ("r" if parts[1] == "Read" else "w") + kind
                         out.setdefault(parts[0], {})[key] = int(parts[2])
         elif self._v2("io.stat"):
-            for line in (_read(self._v2("io.stat") or "") or "").splitlines():
+            for line in (self._read(self._v2("io.stat") or "") or "").splitlines():
                 parts = line.split()
                 if parts:
                     out[parts[0]] = {k: int(v) for k, v in (p.split("=") for p in parts[1:]) if v.isdigit()}

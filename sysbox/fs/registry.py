@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def host_uptime() -> float:
-    with open("/proc/uptime") as f:
-        return float(f.read().split()[0])
+    """Seconds since boot, on the clock /proc/uptime and process start times count in
+    (CLOCK_BOOTTIME): a vDSO call instead of a file read on every /proc/uptime open."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Container:
         for fd in self.ns_fds.values():
             os.close(fd)
         self.ns_fds = {}
+        self.cgroups.close()
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "pid": self.pid, "uid": self.uid, "gid": self.gid, "size": self.size,

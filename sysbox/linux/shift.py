@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Callable
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Callable
+    Mapper = Callable[[int, int], tuple[int, int]]
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-Mapper = Callable[[int, int], tuple[int, int]]
 
 
 def _chown(name: str | None, dir_fd: int, st: os.stat_result, ids: Mapper) -> None:

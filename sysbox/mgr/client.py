@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from sysbox.ipc import IPCError, LineClient
 from sysbox.mgr.protocol import DEFAULT_SOCKET

@@ -32,7 +32,10 @@ validate    {spec}                                 -> {}  or error code invalid-
 
 from __future__ import annotations
 
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SOCKET = "/run/sysbox/mgr.sock"
 DEFAULT_DATA_ROOT = "/var/lib/sysbox"

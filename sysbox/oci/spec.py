@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "runtime-config.schema.json")
 _validator: Any = None

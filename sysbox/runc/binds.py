@@ -14,7 +14,10 @@ sysbox-fs nodes, and filesystems that refuse idmapping (logged).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from sysbox.linux import idmap, mountinfo
 from sysbox.linux import syscalls as sc

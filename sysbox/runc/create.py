@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from sysbox.errors import SysboxError
 from sysbox.oci import spec as oci_spec
@@ -40,11 +43,20 @@ def shift_mode(inv: Invocation) -> str:
     return mode
 
 
+def pid_file(inv: Invocation, cdir: str) -> str:
+    """Where runc writes the init pid: the caller's --pid-file, or one in our state dir.  Reading
+    it saves a `runc state` call (~7 ms) on every create."""
+    given = inv.flags.get("pid-file")
+    return os.path.abspath(given) if isinstance(given, str) and given else os.path.join(cdir, "init.pid")
+
+
 def lower_create_args(inv: Invocation, bundle: str) -> list[str]:
-    """runc's create arguments: the caller's flags, with our transformed bundle."""
+    """runc's create arguments: the caller's flags, with our transformed bundle and pid file."""
     args: list[str] = []
     for name in _CREATE_FLAGS:
         value = inv.flags.get(name)
+        if name == "pid-file":
+            value = pid_file(inv, bundle)
         if value is True:
             args.append(f"--{name}")
         elif isinstance(value, str):
@@ -153,9 +165,8 @@ def create(inv: Invocation, runtime: str) -> int:
             cleanup(inv.globals, cdir, meta)
             return rc
         created = True
-        out = subprocess.run([runtime, "--root", state.runc_root(inv.globals), "state", cid],
-                             capture_output=True, text=True, check=True)
-        pid = int(json.loads(out.stdout)["pid"])
+        with open(pid_file(inv, cdir)) as f:
+            pid = int(f.read().strip())
         meta["pid"] = pid
         from sysbox.linux import cgroups
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from sysbox.runc import state
 from sysbox.runc.cli import Invocation

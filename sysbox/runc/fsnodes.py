@@ -10,7 +10,10 @@ destination is resolved inside the container, never on the host.
 from __future__ import annotations
 
 import os
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from sysbox.errors import SysboxError
 from sysbox.fs.mounts import BIND_OPTIONS, MOUNTS

@@ -7,7 +7,10 @@ call failed; warnings (like a chown fallback) go there too, or to stderr without
 from __future__ import annotations
 
 import sys
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def log(globals_: dict[str, Any], level: str, msg: str) -> None:

@@ -18,7 +18,11 @@ what create did:
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, Callable
+    Log = Callable[[str], None]
 
 from sysbox.errors import SysboxError
 from sysbox.linux import idmap, mountinfo, shift
@@ -27,7 +31,6 @@ from sysbox.linux.tree import remove_path
 
 MS_BIND = 4096
 MS_REC = 16384
-Log = Callable[[str], None]
 
 
 def _nolog(msg: str) -> None:

@@ -10,9 +10,11 @@ of that path must be searchable by the container's root.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_STATE_DIR = "/run/sysbox/runc"
 SYSTEMD_MARK = "init-is-systemd"
@@ -23,9 +25,21 @@ def runc_root(globals_: dict[str, Any]) -> str:
     return os.path.abspath(globals_.get("root") or DEFAULT_RUNC_ROOT)
 
 
+def _sha256_hex(data: bytes) -> str:
+    """hashlib loads OpenSSL (~5 ms), and the kill path needs this: use the builtin module."""
+    try:
+        from _sha256 import sha256  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[no-redef]  # Python 3.12+
+        except ImportError:
+            from hashlib import sha256  # type: ignore[no-redef]
+    return sha256(data).hexdigest()
+
+
 def container_dir(globals_: dict[str, Any], cid: str) -> str:
     base = globals_.get("sysbox-state") or os.environ.get("SYSBOX_RUNC_STATE_DIR") or DEFAULT_STATE_DIR
-    key = hashlib.sha256(runc_root(globals_).encode()).hexdigest()[:12]
+    key = _sha256_hex(runc_root(globals_).encode())[:12]
     return os.path.join(base, key, cid)
 
 

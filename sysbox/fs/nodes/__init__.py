@@ -64,8 +64,15 @@ def parse_int(data: bytes, lo: int | None = None, hi: int | None = None) -> int:
 
 
 def host_read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+    """A whole kernel file, without the io-object layers (this runs on every emulated open)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _table() -> tuple[dict[str, File], dict[str, Subtree]]:

@@ -4,7 +4,10 @@ systemd expects one, host-backed special dirs, and (data-driven) sysbox-fs nodes
 from __future__ import annotations
 
 import posixpath
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from sysbox.runc.transform import Context
 

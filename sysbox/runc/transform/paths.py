@@ -3,7 +3,10 @@ already makes safe and that system software needs writable (sysctl at boot, inne
 
 from __future__ import annotations
 
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # Writes here fail with EACCES for host-global knobs anyway (owned by host root, which is not
 # mapped in the container); namespaced knobs (net.*) belong to the container.

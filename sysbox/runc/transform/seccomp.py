@@ -11,7 +11,10 @@ mounted inside gets the emulated nodes; sysbox-fs lets every other mount through
 
 from __future__ import annotations
 
-from typing import Any
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SYSCONT_SYSCALLS = frozenset({
     "mount", "umount", "umount2", "unshare", "setns", "pivot_root", "chroot", "sethostname",

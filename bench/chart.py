@@ -73,7 +73,7 @@ def main() -> int:
         if t:
             ax.plot([t, t], [i - 0.4, i + 0.4], color="black", linewidth=2)
     ax.axvline(1.0, color="gray", linestyle=":", linewidth=1)
-    ax.set_xlabel("sysbox / anchor, same run (black mark: target; green met, red missed, gray no target)")
+    ax.set_xlabel("sysbox / anchor, same run\n(black mark: target; green met, red missed, gray: no target)")
     ax.set_title("sysbox-py against runc, Docker+runc, LXC and lxcfs")
     fig.tight_layout()
     path = os.path.join(RESULTS, "ratios.png")

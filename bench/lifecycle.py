@@ -99,6 +99,9 @@ def lxc_boot(image_rootfs: str, work: str, reps: int = 3) -> tuple[list[tuple[fl
     path = os.path.join(work, "lxc")
     rootfs = os.path.join(path, "rootfs")
     os.makedirs(os.path.join(path, "c"))
+    for d in (work, path):  # the container's root (a mapped uid) must be able to reach its rootfs
+        os.chmod(d, 0o711)
+    logfile = os.path.join(path, "lxc.log")
     subprocess.run(["cp", "-a", image_rootfs, rootfs], check=True)
     with open(os.path.join(path, "c", "config"), "w") as f:
         f.write(LXC_CONFIG.format(name="sysbox-bench", rootfs=rootfs, base=LXC_BASE))
@@ -113,9 +116,12 @@ def lxc_boot(image_rootfs: str, work: str, reps: int = 3) -> tuple[list[tuple[fl
                 f.write(f"root:{LXC_BASE}:65536\n")
         for _ in range(reps):
             t0 = time.perf_counter()
-            out = subprocess.run(["lxc-start", "-n", "c", "-P", path, "-d"], capture_output=True, text=True)
+            out = subprocess.run(["lxc-start", "-n", "c", "-P", path, "-d", "-l", "ERROR", "-o", logfile],
+                                 capture_output=True, text=True)
             if out.returncode != 0:
-                return boots, (out.stderr.strip().splitlines() or ["lxc-start failed"])[0][:120]
+                with open(logfile) as f:
+                    errors = [line.split(" - ", 1)[-1].strip() for line in f if " ERROR " in line]
+                return boots, (errors or ["lxc-start failed"])[0][:160]
             status = ""
             while time.perf_counter() - t0 < 60 and status not in ("running", "degraded"):
                 status = subprocess.run(["lxc-attach", "-n", "c", "-P", path, "--", "systemctl", "is-system-running"],

@@ -65,15 +65,28 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
     if args.what == "docker":
         print(install.install_docker(args.daemon_json, args.default, args.runtime_arg))
+    elif args.what == "containerd":
+        from sysbox import runtimeconf
+
+        print(runtimeconf.install_containerd(install.runtime_path(), args.config, args.handler))
+    elif args.what == "crio":
+        from sysbox import runtimeconf
+
+        print(runtimeconf.install_crio(install.runtime_path(), args.dropin_dir, args.handler))
     else:
         print(install.install_systemd(args.unit_dir))
     return 0
 
 
 def _cmd_uninstall(args: argparse.Namespace) -> int:
-    from sysbox import install
+    from sysbox import install, runtimeconf
 
-    print(install.uninstall_docker(args.daemon_json))
+    if args.what == "containerd":
+        print(runtimeconf.uninstall_containerd(args.config))
+    elif args.what == "crio":
+        print(runtimeconf.uninstall_crio(args.dropin_dir))
+    else:
+        print(install.uninstall_docker(args.daemon_json))
     return 0
 
 
@@ -127,16 +140,21 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--socket", default=DEFAULT_SOCKET, help=f"manager socket (default {DEFAULT_SOCKET})")
     st.set_defaults(func=_cmd_mgr_status)
 
-    ins = sub.add_parser("install", help="register sysbox-runc with Docker, or install systemd units")
-    ins.add_argument("what", choices=["docker", "systemd"])
+    ins = sub.add_parser("install", help="register sysbox-runc with Docker, containerd or CRI-O; or install systemd units")
+    ins.add_argument("what", choices=["docker", "containerd", "crio", "systemd"])
+    ins.add_argument("--config", default="/etc/containerd/config.toml", help="containerd's config file")
+    ins.add_argument("--dropin-dir", default="/etc/crio/crio.conf.d", help="CRI-O's drop-in directory")
+    ins.add_argument("--handler", default="sysbox-runc", help="runtime handler name (RuntimeClass handler)")
     ins.add_argument("--daemon-json", default="/etc/docker/daemon.json", help="dockerd's config file")
     ins.add_argument("--default", action="store_true", help="make sysbox-runc Docker's default runtime")
     ins.add_argument("--runtime-arg", action="append", help="extra sysbox-runc argument (repeatable)")
     ins.add_argument("--unit-dir", default="/etc/systemd/system", help="where to write the units")
     ins.set_defaults(func=_cmd_install)
-    un = sub.add_parser("uninstall", help="remove sysbox-runc from Docker's configuration")
-    un.add_argument("what", choices=["docker"])
+    un = sub.add_parser("uninstall", help="remove sysbox-runc from Docker's, containerd's or CRI-O's configuration")
+    un.add_argument("what", choices=["docker", "containerd", "crio"])
     un.add_argument("--daemon-json", default="/etc/docker/daemon.json")
+    un.add_argument("--config", default="/etc/containerd/config.toml")
+    un.add_argument("--dropin-dir", default="/etc/crio/crio.conf.d")
     un.set_defaults(func=_cmd_uninstall)
     dmn = sub.add_parser("daemon", help="run sysbox-mgr and sysbox-fs in the foreground (hosts without systemd)")
     dmn.add_argument("--run-dir", default="/run/sysbox", help="sockets and pid files (default /run/sysbox)")

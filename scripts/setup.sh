@@ -8,7 +8,8 @@ IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
 # and Debian's containerd + dockerd, which the Docker tests start themselves (no systemd needed).
 APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc python3 python3-venv python3-dev uidmap
               debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs iproute2 util-linux
-              docker.io containerd crun)
+              docker.io containerd crun podman conmon skopeo umoci containernetworking-plugins
+              vagrant)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -162,7 +162,9 @@ def _runc() -> Check:
     from sysbox.runc import lower
 
     try:
-        path = lower.find()
+        from sysbox.runc import settings
+
+        path = lower.find(settings.get({}, "lower-runtime"))
     except lower.LowerRuntimeError as e:
         return Check("runc", False, str(e), "apt-get install runc")
     out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.splitlines()

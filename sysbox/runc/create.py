@@ -33,11 +33,15 @@ def bundle_dir(inv: Invocation) -> str:
 def mgr_socket(inv: Invocation) -> str:
     from sysbox.mgr.protocol import DEFAULT_SOCKET
 
-    return str(inv.globals.get("mgr-socket") or os.environ.get("SYSBOX_MGR_SOCKET") or DEFAULT_SOCKET)
+    from sysbox.runc import settings
+
+    return settings.get(inv.globals, "mgr-socket") or DEFAULT_SOCKET
 
 
 def shift_mode(inv: Invocation) -> str:
-    mode = str(inv.globals.get("shift-mode") or os.environ.get("SYSBOX_SHIFT_MODE") or "auto")
+    from sysbox.runc import settings
+
+    mode = settings.get(inv.globals, "shift-mode") or "auto"
     if mode not in ("auto", "idmap", "chown"):
         raise SysboxError(f"--shift-mode: {mode!r} is not one of auto, idmap, chown")
     return mode

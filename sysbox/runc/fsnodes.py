@@ -24,7 +24,9 @@ from sysbox.runc.log import log
 def socket_path(inv: Invocation) -> str:
     from sysbox.fs.protocol import DEFAULT_SOCKET
 
-    return str(inv.globals.get("fs-socket") or os.environ.get("SYSBOX_FS_SOCKET") or DEFAULT_SOCKET)
+    from sysbox.runc import settings
+
+    return settings.get(inv.globals, "fs-socket") or DEFAULT_SOCKET
 
 
 def connect(inv: Invocation) -> dict[str, str] | None:

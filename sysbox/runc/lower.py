@@ -17,8 +17,9 @@ class LowerRuntimeError(Exception):
 
 
 def find(name: str | None = None) -> str:
-    """Resolve the lower runtime: --lower-runtime, $SYSBOX_LOWER_RUNTIME, then `runc`."""
-    name = name or os.environ.get("SYSBOX_LOWER_RUNTIME") or "runc"
+    """Resolve the lower runtime: the lower-runtime setting (flag, environment, config file),
+    else `runc`."""
+    name = name or "runc"
     if "/" in name:
         if os.access(name, os.X_OK) and os.path.isfile(name):
             return name

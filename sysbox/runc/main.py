@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from sysbox.runc import cli, lower
+from sysbox.runc import cli, lower, settings
 
 PROG = "sysbox-runc"
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     inv: cli.Invocation | None = None
     try:
         inv = cli.parse(argv)
-        runtime = lower.find(inv.globals.get("lower-runtime"))  # type: ignore[arg-type]
+        runtime = lower.find(settings.get(inv.globals, "lower-runtime"))
         if inv.globals.get("version"):
             return _version(runtime)
         if inv.command == "kill" and not inv.flags.get("help"):
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         from sysbox.runc.delete import delete
 
         return delete(inv, runtime)
-    except (cli.UsageError, lower.LowerRuntimeError) as e:
+    except (cli.UsageError, lower.LowerRuntimeError, settings.ConfigError) as e:
         _log_error(inv, str(e))
         return 1
     except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes

@@ -38,7 +38,9 @@ def _sha256_hex(data: bytes) -> str:
 
 
 def container_dir(globals_: dict[str, Any], cid: str) -> str:
-    base = globals_.get("sysbox-state") or os.environ.get("SYSBOX_RUNC_STATE_DIR") or DEFAULT_STATE_DIR
+    from sysbox.runc import settings
+
+    base = settings.get(globals_, "sysbox-state") or DEFAULT_STATE_DIR
     key = _sha256_hex(runc_root(globals_).encode())[:12]
     return os.path.join(base, key, cid)
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from integration.conftest import SYSBOX_RUNC, run
+from integration.conftest import SYSBOX_RUNC, mounts, run
 
 
 def test_run_busybox_in_foreground(make_bundle, rt, cid):
@@ -98,3 +98,19 @@ def test_errors_reach_the_log_file(tmp_path, rt, runc_root, cid, fmt):
     else:
         assert "level=error" in text and "not a directory" in text
     assert not os.path.exists(os.path.join(runc_root, cid))
+
+
+def test_delete_without_our_flags_finds_the_state_through_runc(make_bundle, rt, cid):
+    """podman's cleanup (conmon's exit command) calls `delete` without --runtime-flag options."""
+    assert rt("create", "--bundle", make_bundle(["sleep", "100"]), cid).returncode == 0
+    assert cid in rt.registered() and cid in rt.fs_registered()
+    from sysbox.runc import state
+
+    cdir = state.container_dir({"root": rt.root, "sysbox-state": rt.state_dir}, cid)
+    assert os.path.isdir(cdir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYSBOX_")}
+    out = run([SYSBOX_RUNC, "--root", rt.root, "delete", "--force", cid], env=env)
+    assert out.returncode == 0, out.stderr
+    assert not os.path.exists(cdir)
+    assert cid not in rt.registered() and cid not in rt.fs_registered()
+    assert not [m for m in mounts() if cid in m]

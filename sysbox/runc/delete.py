@@ -64,8 +64,10 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
 
 def delete(inv: Invocation, runtime: str) -> int:
     cid = str(inv.container_id)
-    rc = subprocess.call([runtime, *inv.lower_argv()])
     cdir = state.container_dir(inv.globals, cid)
+    if not os.path.exists(cdir):  # called without our flags (podman's cleanup): ask runc's record
+        cdir = state.recorded_dir(inv.globals, cid) or cdir
+    rc = subprocess.call([runtime, *inv.lower_argv()])
     if not state.runc_has(inv.globals, cid) and os.path.exists(cdir):
         cleanup(inv.globals, cdir, state.load_meta(cdir) or {"id": cid})
     return rc

@@ -132,6 +132,18 @@ def _overlay(m: mountinfo.Mount, rec: dict[str, Any], workspace: str, log: Log) 
     return rec
 
 
+def _clear_volatile_mark(base: str, data: str) -> None:
+    """A `volatile` overlay (podman mounts them) leaves work/incompat/volatile behind, and the
+    kernel refuses (EINVAL) to mount that workdir again, since after a crash the upper may be
+    torn.  We unmounted it ourselves, cleanly, so the mark can go, as containers/storage does."""
+    opts = data.split(",")
+    if "volatile" not in opts and "fsync=volatile" not in opts:
+        return
+    work = next((o[len("workdir="):] for o in opts if o.startswith("workdir=")), None)
+    if work:
+        remove_path(os.path.join(base, work, "work", "incompat", "volatile"))
+
+
 def _umount(path: str) -> None:
     try:
         sc.umount2(path, sc.MNT_DETACH)
@@ -159,7 +171,9 @@ def teardown(rec: dict[str, Any]) -> None:
         if rec.get("work"):
             remove_path(rec["work"])
         if rec.get("orig_unmounted") and not _mounted_at(point):
-            _mount_relative(rec["orig_base"], point, mountinfo.unescape(rec["orig_data"]))
+            data = mountinfo.unescape(rec["orig_data"])
+            _clear_volatile_mark(rec["orig_base"], data)
+            _mount_relative(rec["orig_base"], point, data)
         return
     while _mounted_at(target):
         _umount(target)

@@ -77,3 +77,27 @@ def save_meta(cdir: str, meta: dict[str, Any]) -> None:
 
 def runc_has(globals_: dict[str, Any], cid: str) -> bool:
     return os.path.exists(os.path.join(runc_root(globals_), cid, "state.json"))
+
+
+def recorded_dir(globals_: dict[str, Any], cid: str) -> str | None:
+    """Our state dir for `cid`, found through runc's own record when the caller did not pass our
+    flags.  podman's cleanup process (conmon's exit command) runs `delete` without the
+    --runtime-flag options it gave create, so the state dir may not be the default one.  runc
+    records the bundle we gave it (our dir) as a label; it is trusted only if it has our shape:
+    <state-dir>/<key of this runc root>/<id> holding a meta.json for this id."""
+    import json
+
+    try:
+        with open(os.path.join(runc_root(globals_), cid, "state.json")) as f:
+            labels = (json.load(f).get("config") or {}).get("labels") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    bundle = next((lb[len("bundle="):] for lb in labels if isinstance(lb, str) and lb.startswith("bundle=")), None)
+    if not bundle:
+        return None
+    bundle = os.path.normpath(bundle)
+    key = _sha256_hex(runc_root(globals_).encode())[:12]
+    if os.path.basename(bundle) != cid or os.path.basename(os.path.dirname(bundle)) != key:
+        return None
+    meta = load_meta(bundle)
+    return bundle if meta and meta.get("id") == cid else None

@@ -9,7 +9,7 @@ IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
 APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc python3 python3-venv python3-dev uidmap
               debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs iproute2 util-linux
               docker.io containerd crun podman conmon skopeo umoci containernetworking-plugins
-              vagrant)
+              vagrant vagrant-libvirt)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

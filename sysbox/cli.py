@@ -68,11 +68,11 @@ def _cmd_install(args: argparse.Namespace) -> int:
     elif args.what == "containerd":
         from sysbox import runtimeconf
 
-        print(runtimeconf.install_containerd(install.runtime_path(), args.config, args.handler))
+        print(runtimeconf.install_containerd(args.binary or install.runtime_path(), args.config, args.handler))
     elif args.what == "crio":
         from sysbox import runtimeconf
 
-        print(runtimeconf.install_crio(install.runtime_path(), args.dropin_dir, args.handler))
+        print(runtimeconf.install_crio(args.binary or install.runtime_path(), args.dropin_dir, args.handler))
     else:
         print(install.install_systemd(args.unit_dir))
     return 0
@@ -145,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     ins.add_argument("--config", default="/etc/containerd/config.toml", help="containerd's config file")
     ins.add_argument("--dropin-dir", default="/etc/crio/crio.conf.d", help="CRI-O's drop-in directory")
     ins.add_argument("--handler", default="sysbox-runc", help="runtime handler name (RuntimeClass handler)")
+    ins.add_argument("--binary", help="sysbox-runc's path as the runtime will see it (default: this installation's)")
     ins.add_argument("--daemon-json", default="/etc/docker/daemon.json", help="dockerd's config file")
     ins.add_argument("--default", action="store_true", help="make sysbox-runc Docker's default runtime")
     ins.add_argument("--runtime-arg", action="append", help="extra sysbox-runc argument (repeatable)")

@@ -110,6 +110,9 @@ def lxc_boot(image_rootfs: str, work: str, reps: int = 3) -> tuple[list[tuple[fl
         with open(name) as f:
             saved[name] = f.read()
     boots: list[tuple[float, str]] = []
+    from integration import cgroupdirs
+
+    cgroups_before = cgroupdirs.snapshot()
     try:
         for name, text in saved.items():
             with open(name, "a") as f:
@@ -134,6 +137,7 @@ def lxc_boot(image_rootfs: str, work: str, reps: int = 3) -> tuple[list[tuple[fl
             with open(name, "w") as f:
                 f.write(text)
         subprocess.run(["rm", "-rf", "--one-file-system", path])
+        cgroupdirs.prune(cgroups_before)  # LXC leaves lxc.monitor.<name> and lxc.pivot behind
     return boots, ""
 
 

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from integration import cgroupdirs
 from integration.conftest import CACHE, SYSBOX_RUNC, mounts
 from sysbox import images
 from sysbox.runc import state as runc_state
@@ -40,6 +41,7 @@ class Podman:
 
 @pytest.fixture(scope="module")
 def podman(session_mgr, session_fs, sysbox_state, tmp_path_factory):
+    cgroups_before = cgroupdirs.snapshot()
     p = Podman(str(tmp_path_factory.mktemp("podman")), session_mgr, session_fs, sysbox_state)
     out = p("load", "-i", images.build("busybox", cache=CACHE)["docker_archive"])
     assert out.returncode == 0, out.stderr
@@ -54,6 +56,8 @@ def podman(session_mgr, session_fs, sysbox_state, tmp_path_factory):
         for point in stale:
             subprocess.run(["umount", "-l", point], capture_output=True)
         subprocess.run(["rm", "-rf", "--one-file-system", p.base, p.runroot])
+        left = cgroupdirs.prune(cgroups_before)  # podman's cgroupfs manager leaves libpod_parent
+        assert not left, f"cgroups left behind: {left}"
 
 
 def registered(mgr) -> set[str]:

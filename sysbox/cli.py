@@ -96,6 +96,82 @@ def _cmd_daemon(args: argparse.Namespace) -> int:
     return supervisor.run(args.run_dir, args.data_root, args.mountpoint, args.log_dir)
 
 
+def _devvm_env(args: argparse.Namespace):
+    from sysbox.devvm.commands import Env
+    from sysbox.devvm.store import Store
+
+    return Env(Store(args.store), args.run_root, args.mgr_socket, args.fs_socket, args.sysbox_state,
+               args.bridge, args.subnet)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    print(commands.run(_devvm_env(args), args.image, args.name, args.publish or [], args.volume or [], args.command))
+    return 0
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    rows = commands.ps(_devvm_env(args), all_=args.all)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    fmt = "{:<20} {:<9} {:<15} {:<24} {}"
+    print(fmt.format("NAME", "STATUS", "IP", "PORTS", "IMAGE"))
+    for r in rows:
+        print(fmt.format(r["name"], r["status"], r["ip"], r["ports"], r["image"]))
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    return commands.exec_(_devvm_env(args), args.name, args.command, args.tty, args.interactive)
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    for name in args.names:
+        commands.stop(_devvm_env(args), name, args.time)
+        print(name)
+    return 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    for name in args.names:
+        commands.start(_devvm_env(args), name)
+        print(name)
+    return 0
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    for name in args.names:
+        commands.rm(_devvm_env(args), name, args.force)
+        print(name)
+    return 0
+
+
+def _devvm_options(p: argparse.ArgumentParser) -> None:
+    from sysbox.devvm.commands import DEFAULT_RUN_ROOT
+    from sysbox.devvm.store import DEFAULT_ROOT
+
+    g = p.add_argument_group("where (defaults: the machine's own sysbox)")
+    g.add_argument("--store", default=DEFAULT_ROOT, help=f"images and containers (default {DEFAULT_ROOT})")
+    g.add_argument("--run-root", default=DEFAULT_RUN_ROOT, help=f"runtime state (default {DEFAULT_RUN_ROOT})")
+    g.add_argument("--mgr-socket", help="sysbox-mgr socket (default: /run/sysbox/mgr.sock, started if absent)")
+    g.add_argument("--fs-socket", help="sysbox-fs socket (default: /run/sysbox/fs.sock, started if absent)")
+    g.add_argument("--sysbox-state", help="sysbox-runc's state dir")
+    g.add_argument("--bridge", default="sysbox0", help="CNI bridge name (default sysbox0)")
+    g.add_argument("--subnet", default="10.89.0.0/24", help="CNI subnet (default 10.89.0.0/24)")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sysbox import demo
 
@@ -163,6 +239,39 @@ def parser() -> argparse.ArgumentParser:
     dmn.add_argument("--mountpoint", default="/var/lib/sysboxfs", help="sysbox-fs's FUSE mount")
     dmn.add_argument("--log-dir", help="write sysbox-mgr.log and sysbox-fs.log here (default: stderr)")
     dmn.set_defaults(func=_cmd_daemon)
+
+    r = sub.add_parser("run", help="start a system container as a dev VM (no Docker needed)")
+    r.add_argument("--name", help="container name (default: vm-XXXXXXXX)")
+    r.add_argument("-p", "--publish", action="append", metavar="[IP:]HOST:CTR[/PROTO]", help="publish a port")
+    r.add_argument("-v", "--volume", action="append", metavar="SRC:DST[:ro]", help="bind a host path")
+    r.add_argument("-d", "--detach", action="store_true", help="accepted for Docker habits; always detached")
+    r.add_argument("image", help="docker-archive tarball or OCI layout dir[:tag]")
+    r.add_argument("command", nargs=argparse.REMAINDER, help="command (default: the image's)")
+    _devvm_options(r)
+    r.set_defaults(func=_cmd_run)
+    ps_ = sub.add_parser("ps", help="list dev-VM containers")
+    ps_.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    ps_.add_argument("--json", action="store_true")
+    _devvm_options(ps_)
+    ps_.set_defaults(func=_cmd_ps)
+    ex = sub.add_parser("exec", help="run a command in a dev-VM container")
+    ex.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    ex.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    ex.add_argument("name")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    _devvm_options(ex)
+    ex.set_defaults(func=_cmd_exec)
+    for verb, fn, helptext in (("stop", _cmd_stop, "stop dev-VM containers (kept for start)"),
+                               ("start", _cmd_start, "start stopped dev-VM containers again"),
+                               ("rm", _cmd_rm, "remove dev-VM containers")):
+        v = sub.add_parser(verb, help=helptext)
+        v.add_argument("names", nargs="+", metavar="NAME")
+        if verb == "stop":
+            v.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL (default 10)")
+        if verb == "rm":
+            v.add_argument("-f", "--force", action="store_true", help="stop it first if running")
+        _devvm_options(v)
+        v.set_defaults(func=fn)
 
     dm = sub.add_parser("demo", help="boot a systemd system container with Docker inside (what `make demo` shows)")
     dm.add_argument("--cache", default=DEFAULT_CACHE)

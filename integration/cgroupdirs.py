@@ -1,0 +1,31 @@
+"""Cgroup directories that other managers (podman's cgroupfs manager, LXC) create and leave:
+snapshot the tree before, remove what appeared (if empty) after, and report what could not go."""
+
+from __future__ import annotations
+
+import os
+
+ROOT = "/sys/fs/cgroup"
+
+
+def snapshot(max_depth: int = 4) -> set[str]:
+    found: set[str] = set()
+    base_depth = ROOT.count("/")
+    for dirpath, dirnames, _ in os.walk(ROOT):
+        if dirpath.count("/") - base_depth >= max_depth:
+            dirnames[:] = []
+        found.add(dirpath)
+    return found
+
+
+def prune(before: set[str]) -> list[str]:
+    """rmdir the directories not in `before`, deepest first; returns those still there."""
+    left = []
+    for d in sorted(snapshot() - before, key=lambda p: p.count("/"), reverse=True):
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            left.append(d)
+    return left

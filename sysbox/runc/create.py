@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import subprocess
 from sysbox.typing_lite import TYPE_CHECKING
 
@@ -82,6 +83,32 @@ def _validate_in_mgr(socket: str, spec: dict[str, Any]) -> None:
         raise
 
 
+def _joined_namespace_mounts(spec: dict[str, Any], cdir: str, meta: dict[str, Any]) -> dict[str, str]:
+    """sysfs (and mqueue) for network (and ipc) namespaces the spec joins by path, mounted by
+    us on the host; each is recorded in meta before the next, for cleanup."""
+    joined = {ns["type"]: ns["path"] for ns in spec.get("linux", {}).get("namespaces", []) if ns.get("path")}
+    dests = {posixpath.normpath(m.get("destination", "")) for m in spec.get("mounts", [])}
+    wanted = [("network", "/sys", "ns-sysfs")]
+    if "/dev/mqueue" in dests:
+        wanted.append(("ipc", "/dev/mqueue", "ns-mqueue"))
+    out: dict[str, str] = {}
+    for kind, dest, name in wanted:
+        if kind not in joined:
+            continue
+        from sysbox.linux import nsmount
+
+        target = os.path.join(cdir, name)
+        os.makedirs(target, exist_ok=True)
+        meta["ns_mounts"].append(target)
+        state.save_meta(cdir, meta)
+        try:
+            nsmount.mount_for(kind, joined[kind], target)
+        except OSError as e:
+            raise SysboxError(f"linux.namespaces: {kind} namespace {joined[kind]}: {e.strerror}") from None
+        out[dest] = target
+    return out
+
+
 def _special_dir_kinds(spec: dict[str, Any]) -> list[str]:
     from sysbox.mgr.protocol import SPECIAL_DIRS
 
@@ -144,7 +171,9 @@ def create(inv: Invocation, runtime: str) -> int:
                                         log=lambda m: log(inv.globals, "warning" if "chown" in m else "info", m))
         state.save_meta(cdir, meta)
 
-        ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle,
+        meta["ns_mounts"] = []
+        ns_mounts = _joined_namespace_mounts(spec, cdir, meta)
+        ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [],
                                 trap_socket=fs["seccomp_socket"] if fs else None)

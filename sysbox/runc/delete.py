@@ -21,6 +21,14 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
     failing step does not stop the others: the manager is told even if an unmount failed.
     """
     errors: list[BaseException] = []
+    for path in meta.get("ns_mounts") or []:  # sysfs/mqueue we mounted for joined namespaces
+        try:
+            from sysbox.linux import mountinfo, syscalls
+
+            while mountinfo.at(path) is not None:
+                syscalls.umount2(path, syscalls.MNT_DETACH)
+        except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran
+            errors.append(e)
     rec = meta.get("rootfs")
     try:
         if meta.get("binds"):

@@ -37,13 +37,20 @@ def _depth(m: dict[str, Any]) -> int:
     return len([p for p in posixpath.normpath(m["destination"]).split("/") if p])
 
 
+def _host_mounted(dest: str, path: str) -> dict[str, Any]:
+    return {"destination": dest, "type": "bind", "source": path, "options": ["rbind", "nosuid", "noexec", "nodev"]}
+
+
 def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out: list[dict[str, Any]] = []
+    ns_mounts = ctx.ns_mounts or {}
     for m in spec.get("mounts", []):
         dest = posixpath.normpath(m["destination"])
         if dest.startswith("/sys/fs/cgroup/"):
             continue  # the container gets the whole cgroup tree of its own below
-        if dest in ("/sys", "/sys/fs/cgroup"):
+        if dest in ns_mounts:  # a joined namespace's filesystem, mounted for it by the host
+            m = _host_mounted(dest, ns_mounts[dest])
+        elif dest in ("/sys", "/sys/fs/cgroup"):
             m = dict(_KERNEL_FS[dest])  # read-write: the user namespace is what protects the host
         elif is_bind(m) and not m.get("source", "/").startswith("/"):
             # relative bind sources are relative to the bundle, and ours lives elsewhere
@@ -52,7 +59,7 @@ def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     have = {posixpath.normpath(m["destination"]) for m in out}
     for dest in ("/proc", "/sys", "/sys/fs/cgroup"):
         if dest not in have:
-            out.append(dict(_KERNEL_FS[dest]))
+            out.append(_host_mounted(dest, ns_mounts[dest]) if dest in ns_mounts else dict(_KERNEL_FS[dest]))
             have.add(dest)
     wanted: list[dict[str, Any]] = []
     if is_systemd(spec):

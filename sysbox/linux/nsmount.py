@@ -1,0 +1,42 @@
+"""Kernel filesystems of a namespace the container joins but does not own.
+
+A container that joins an existing network namespace (a Kubernetes pod's, made by the CRI
+runtime as host root) cannot mount sysfs for it from inside its own user namespace: sysfs
+and mqueue mounts need CAP_SYS_ADMIN over the namespace's owner.  Host root has it, so a
+forked helper enters the namespace and mounts the filesystem on a host path, and the spec
+binds that path instead.  The files show as nobody inside (owned by host root).
+"""
+
+from __future__ import annotations
+
+import os
+
+from sysbox.linux import syscalls as sc
+
+CLONE_NEWIPC = 0x08000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (CLONE_NEWIPC, "mqueue")}
+
+
+def mount_for(ns_type: str, ns_path: str, target: str) -> None:
+    """Mount the filesystem that belongs to namespace `ns_path` (network: sysfs, ipc: mqueue)
+    at `target`, in our own mount namespace."""
+    nstype, fstype = KINDS[ns_type]
+    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                sc.setns(fd, nstype)
+                sc.mount(fstype, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            except OSError as e:
+                code = e.errno or 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise OSError(code, f"{fstype} for {ns_path}: {os.strerror(code)}")

@@ -16,7 +16,7 @@ import time
 
 
 class Containerd:
-    def __init__(self, base: str, sysbox_bin: str, env: dict[str, str], cri: bool = True) -> None:
+    def __init__(self, base: str, sysbox_bin: str, env: dict[str, str], cri: bool = True, extra: str = "") -> None:
         self.base = base
         self.sock = os.path.join(base, "containerd.sock")
         self.config = os.path.join(base, "config.toml")
@@ -28,7 +28,7 @@ class Containerd:
         disabled = "" if cri else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
         with open(self.config, "w") as f:
             f.write(f'version = 2\nroot = "{base}/root"\nstate = "{base}/state"\n{disabled}'
-                    f'[grpc]\n  address = "{self.sock}"\n')
+                    f'[grpc]\n  address = "{self.sock}"\n{extra}')
         out = subprocess.run([os.path.join(sysbox_bin, "sysbox"), "install", "containerd", "--config", self.config],
                              capture_output=True, text=True)
         if out.returncode != 0:
@@ -47,20 +47,21 @@ class Containerd:
             time.sleep(0.1)
         raise RuntimeError(f"containerd did not answer within {timeout} s")
 
-    def ctr(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "-a", self.sock, "-n", self.namespace, *args], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+    def ctr(self, *args: str, timeout: float = 120, namespace: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "-a", self.sock, "-n", namespace or self.namespace, *args], capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            for task in self.ctr("tasks", "ls", "-q", timeout=30).stdout.split():
-                self.ctr("tasks", "kill", "-s", "KILL", task, timeout=30)
-            deadline = time.monotonic() + 30
-            while self.ctr("tasks", "ls", "-q", timeout=30).stdout.split() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            for c in self.ctr("containers", "ls", "-q", timeout=30).stdout.split():
-                self.ctr("tasks", "delete", "-f", c, timeout=30)
-                self.ctr("containers", "delete", c, timeout=30)
+            for ns in (self.namespace, "k8s.io"):  # k8s.io: what the CRI plugin left, if a test failed
+                for task in self.ctr("tasks", "ls", "-q", timeout=30, namespace=ns).stdout.split():
+                    self.ctr("tasks", "kill", "-s", "KILL", task, timeout=30, namespace=ns)
+                deadline = time.monotonic() + 30
+                while self.ctr("tasks", "ls", "-q", timeout=30, namespace=ns).stdout.split() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                for c in self.ctr("containers", "ls", "-q", timeout=30, namespace=ns).stdout.split():
+                    self.ctr("tasks", "delete", "-f", c, timeout=30, namespace=ns)
+                    self.ctr("containers", "delete", c, timeout=30, namespace=ns)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)

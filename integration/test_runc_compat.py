@@ -95,6 +95,10 @@ def test_errors_reach_the_log_file(tmp_path, rt, runc_root, cid, fmt):
     if fmt == "json":
         entry = json.loads(text.splitlines()[-1])
         assert entry["level"] == "error" and "not a directory" in entry["msg"]
+        # RFC 3339, as containerd-shim-runc-v2 parses it (a +0000 offset made the shim drop the error)
+        import datetime
+
+        assert entry["time"].endswith("Z") and datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
     else:
         assert "level=error" in text and "not a directory" in text
     assert not os.path.exists(os.path.join(runc_root, cid))

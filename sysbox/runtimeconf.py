@@ -81,10 +81,17 @@ def _runtimes(data: dict, version: int) -> dict:
     return rt if isinstance(rt, dict) else {}
 
 
-def containerd_block(version: int, binary: str, handler: str = HANDLER) -> str:
-    table = f'plugins.{CRI_PLUGIN[version]}.containerd.runtimes.{handler}'
+def containerd_block(version: int, binary: str, handler: str = HANDLER, default_runtime: str | None = None) -> str:
+    """Our handler's tables; plus, when the config declares no runtimes at all, the default
+    one containerd would otherwise have implied: a `runtimes` table replaces the built-in
+    list, and the CRI plugin refuses to load if default_runtime_name then names nothing."""
+    runtimes = f'plugins.{CRI_PLUGIN[version]}.containerd.runtimes'
+    table = f"{runtimes}.{handler}"
+    keep_default = [f"[{runtimes}.{_toml_key(default_runtime)}]", '  runtime_type = "io.containerd.runc.v2"'] \
+        if default_runtime else []
     return "\n".join([
         BEGIN,
+        *keep_default,
         f"[{table}]",
         '  runtime_type = "io.containerd.runc.v2"',
         f"[{table}.options]",
@@ -92,6 +99,10 @@ def containerd_block(version: int, binary: str, handler: str = HANDLER) -> str:
         END,
         "",
     ])
+
+
+def _toml_key(s: str) -> str:
+    return s if s.replace("-", "").replace("_", "").isalnum() else _toml_str(s)
 
 
 def _toml_str(s: str) -> str:
@@ -105,12 +116,21 @@ def install_containerd(binary: str, path: str = CONTAINERD_CONFIG, handler: str 
     version = data.get("version", 1 if rest.strip() else 2)
     if version not in CRI_PLUGIN:
         raise SysboxError(f"{path}: version = {version!r}: only config versions 1, 2 and 3 are understood")
-    if handler in _runtimes(data, version):
+    existing = _runtimes(data, version)
+    if handler in existing:
         raise SysboxError(f"{path}: runtime {handler!r} is already defined outside sysbox's block; remove it first")
+    default_runtime = None
+    if not existing:
+        plugins = data.get("plugins", {}) if isinstance(data.get("plugins"), dict) else {}
+        cri = plugins.get(CRI_PLUGIN[version].strip('"'), {})
+        ctd = cri.get("containerd", {}) if isinstance(cri, dict) else {}
+        default_runtime = ctd.get("default_runtime_name", "runc") if isinstance(ctd, dict) else "runc"
+        if default_runtime == handler:
+            default_runtime = None
     head = rest if rest.strip() else "version = 2\n"
     if not head.endswith("\n"):
         head += "\n"
-    text = head + "\n" + containerd_block(version, binary, handler)
+    text = head + "\n" + containerd_block(version, binary, handler, default_runtime)
     try:  # refuse (with the file untouched) what would make the config invalid
         new = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -37,6 +37,22 @@ def test_debian_default_gets_the_handler_and_keeps_the_rest(tmp_path):
     assert data["plugins"]["io.containerd.grpc.v1.cri"]["cni"]["bin_dir"] == "/usr/lib/cni"
     assert cfg.read_text().startswith(DEBIAN)
     assert (tmp_path / "config.toml.sysbox-backup").read_text() == DEBIAN
+    # a runtimes table replaces containerd's built-in list: the default runc must stay declared,
+    # or the CRI plugin refuses to load (found by integration/test_cri.py)
+    runtimes = data["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert runtimes["runc"] == {"runtime_type": "io.containerd.runc.v2"}
+
+
+def test_existing_runtimes_are_left_alone(tmp_path):
+    cfg = tmp_path / "config.toml"
+    text = ('version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  default_runtime_name = "crun"\n'
+            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]\n  runtime_type = "io.containerd.runc.v2"\n'
+            '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]\n    BinaryName = "crun"\n')
+    cfg.write_text(text)
+    runtimeconf.install_containerd(BIN, str(cfg))
+    runtimes = tomllib.loads(cfg.read_text())["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert sorted(runtimes) == ["crun", "sysbox-runc"]
+    assert runtimes["crun"]["options"]["BinaryName"] == "crun"
 
 
 def test_install_is_idempotent_and_uninstall_restores_the_bytes(tmp_path):

@@ -127,3 +127,14 @@ def test_missing_pid_namespace_refused():
     spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
     with pytest.raises(TransformError, match=r"no pid namespace; sharing the host's \(--pid=host\)"):
         transform.check(spec)
+
+
+def test_oom_score_adj_raised_to_the_floor_only():
+    from sysbox.runc.transform import privileges
+
+    s = {"process": {"oomScoreAdj": -998}}
+    assert privileges.apply(s, CTX._replace(oom_floor=0))["process"]["oomScoreAdj"] == 0
+    s = {"process": {"oomScoreAdj": 500}}
+    assert privileges.apply(s, CTX._replace(oom_floor=0))["process"]["oomScoreAdj"] == 500
+    s = {"process": {"oomScoreAdj": -998}}
+    assert privileges.apply(s, CTX)["process"]["oomScoreAdj"] == -998  # floor None: the host may lower it

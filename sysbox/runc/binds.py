@@ -40,12 +40,34 @@ def wanted(m: dict[str, Any], uid: int, size: int, skip: tuple[str, ...]) -> boo
     return not mountinfo.fstype_of(os.path.realpath(src)).startswith(_SKIP_FSTYPES)
 
 
+_LOCKED = ((os.ST_NOSUID, "nosuid", "suid"), (os.ST_NODEV, "nodev", "dev"), (os.ST_NOEXEC, "noexec", "exec"))
+
+
+def keep_locked_flags(m: dict[str, Any]) -> None:
+    """Carry the source mount's nosuid/nodev/noexec into the bind's options.  From inside a user
+    namespace these flags are locked: runc's read-only remount of the bind (Kubernetes' shm,
+    `-v src:dst:ro`) would clear them and fail with EPERM (runc 1.1 does not keep them itself)."""
+    try:
+        flags = os.statvfs(m["source"]).f_flag
+    except (OSError, KeyError):
+        return
+    opts = list(m.get("options") or [])
+    for bit, locked, opposite in _LOCKED:
+        if flags & bit:
+            opts = [o for o in opts if o != opposite]
+            if locked not in opts:
+                opts.append(locked)
+    m["options"] = opts
+
+
 def apply(spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int, skip: tuple[str, ...],
           log: Callable[[str], None], made: list[str]) -> None:
     """Replace eligible bind sources with idmapped clones under workdir, appending each mount
     point to `made` as it goes (the caller's record), so a failure part-way can be undone."""
     os.makedirs(workdir, mode=0o711, exist_ok=True)
     for i, m in enumerate(spec.get("mounts", [])):
+        if is_bind(m) and m.get("source", "").startswith("/") and not m["source"].startswith(skip):
+            keep_locked_flags(m)
         if not wanted(m, uid, size, skip):
             continue
         src = os.path.realpath(m["source"])

@@ -175,6 +175,7 @@ def create(inv: Invocation, runtime: str) -> int:
         ns_mounts = _joined_namespace_mounts(spec, cdir, meta)
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
+                                oom_floor=caps.host_oom_floor(),
                                 fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [],
                                 trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)

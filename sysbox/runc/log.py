@@ -23,7 +23,7 @@ def log(globals_: dict[str, Any], level: str, msg: str) -> None:
     import json
     import time
 
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # RFC 3339, as the shim's Go parser wants
     if globals_.get("log-format") == "json":
         line = json.dumps({"level": level, "msg": msg, "time": stamp})
     else:

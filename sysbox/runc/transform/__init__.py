@@ -24,13 +24,14 @@ class TransformError(SysboxError):
 
 
 class Context(namedtuple("Context", "uid gid size rootfs bundle cap_last_cap special_dirs fs_nodes trap_socket "
-                                    "ns_mounts", defaults=("/", 40, (), (), None, None))):
+                                    "ns_mounts oom_floor", defaults=("/", 40, (), (), None, None, None))):
     """Facts about the host and this container, gathered by the caller.
 
     uid, gid, size: the container's id range; rootfs: its mount point; special_dirs: host-backed
     dirs from the manager; fs_nodes: sysbox-fs's bind mounts; trap_socket: sysbox-fs's seccomp
     listener, where mount(2) is trapped; ns_mounts: {destination: host path} of
-    sysfs/mqueue mounted by the host for namespaces the container joins (linux/nsmount.py).  A namedtuple, not a dataclass: importing dataclasses
+    sysfs/mqueue mounted by the host for namespaces the container joins (linux/nsmount.py);
+    oom_floor: the lowest process.oomScoreAdj runc can set here (None: any).  A namedtuple, not a dataclass: importing dataclasses
     costs create ~12 ms (it pulls in inspect), on every container start."""
 
     __slots__ = ()
@@ -45,12 +46,13 @@ def check(spec: dict[str, Any]) -> None:
 
 def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The system-container spec for `spec` (which is not modified)."""
-    from sysbox.runc.transform import caps, mounts, namespaces, paths, seccomp
+    from sysbox.runc.transform import caps, mounts, namespaces, paths, privileges, seccomp
 
     check(spec)
     out = copy.deepcopy(spec)
     out = namespaces.apply(out, ctx)
     out = caps.apply(out, ctx)
+    out = privileges.apply(out, ctx)
     out = mounts.apply(out, ctx)
     out = paths.apply(out)
     out = seccomp.apply(out, ctx.trap_socket)

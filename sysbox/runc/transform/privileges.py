@@ -7,7 +7,7 @@ from sysbox.typing_lite import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-from sysbox.runc.transform import TransformError
+from sysbox.runc.transform import Context, TransformError
 
 
 def check(spec: dict[str, Any]) -> None:
@@ -19,3 +19,14 @@ def check(spec: dict[str, Any]) -> None:
                 f"linux.resources.devices[{i}]: access to all host devices (docker --privileged) is not "
                 "supported: a system container's root is privileged only inside its user namespace; "
                 "drop --privileged")
+
+
+def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Raise process.oomScoreAdj to what runc may set.  Lowering the score below the caller's
+    needs CAP_SYS_RESOURCE, which some hosts' root lacks; the CRI asks -998 for pod sandboxes,
+    and runc would fail with nothing but "can't get final child's PID from pipe"."""
+    proc = spec.get("process") or {}
+    adj = proc.get("oomScoreAdj")
+    if ctx.oom_floor is not None and isinstance(adj, int) and adj < ctx.oom_floor:
+        proc["oomScoreAdj"] = ctx.oom_floor
+    return spec

@@ -137,7 +137,7 @@ def lxc_boot(image_rootfs: str, work: str, reps: int = 3) -> tuple[list[tuple[fl
             with open(name, "w") as f:
                 f.write(text)
         subprocess.run(["rm", "-rf", "--one-file-system", path])
-        cgroupdirs.prune(cgroups_before)  # LXC leaves lxc.monitor.<name> and lxc.pivot behind
+        cgroupdirs.prune(cgroups_before, ("lxc.",))  # LXC leaves lxc.monitor.<name> and lxc.pivot behind
     return boots, ""
 
 

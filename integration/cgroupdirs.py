@@ -18,10 +18,13 @@ def snapshot(max_depth: int = 4) -> set[str]:
     return found
 
 
-def prune(before: set[str]) -> list[str]:
-    """rmdir the directories not in `before`, deepest first; returns those still there."""
+def prune(before: set[str], names: tuple[str, ...]) -> list[str]:
+    """rmdir the directories not in `before` whose path has a component starting with one of
+    `names` (the other manager's own prefixes: never another test's containers), deepest
+    first; returns those still there."""
     left = []
-    for d in sorted(snapshot() - before, key=lambda p: p.count("/"), reverse=True):
+    new = [d for d in snapshot() - before if any(part.startswith(names) for part in d.split("/"))]
+    for d in sorted(new, key=lambda p: p.count("/"), reverse=True):
         try:
             os.rmdir(d)
         except FileNotFoundError:

@@ -71,3 +71,12 @@ def test_debian_systemd_image():
     assert first is not None and first.name == "."
     out = run([SYSBOX, "image", "path", "--cache", CACHE, "--tarball", "debian-systemd"])
     assert out.stdout.strip() == meta["tarball"]
+
+
+def test_image_path_names_each_artifact(busybox_rootfs):
+    meta = images.cached("busybox", CACHE)
+    for flag, key in (([], "rootfs"), (["--tarball"], "tarball"), (["--archive"], "docker_archive")):
+        out = run([SYSBOX, "image", "path", *flag, "--cache", CACHE, "busybox"])
+        assert out.returncode == 0 and out.stdout.strip() == meta[key] and os.path.exists(meta[key])
+    both = run([SYSBOX, "image", "path", "--tarball", "--archive", "busybox"])
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

@@ -45,7 +45,7 @@ def _cmd_image_path(args: argparse.Namespace) -> int:
     meta = images.cached(args.name, args.cache)
     if not meta:
         raise SysboxError(f"image {args.name} is not built; run: sysbox image build {args.name}")
-    print(meta["tarball" if args.tarball else "rootfs"])
+    print(meta["tarball" if args.tarball else "docker_archive" if args.archive else "rootfs"])
     return 0
 
 
@@ -204,9 +204,11 @@ def parser() -> argparse.ArgumentParser:
     ls = img.add_parser("list", help="list images and whether they are built")
     ls.add_argument("--cache", default=DEFAULT_CACHE)
     ls.set_defaults(func=_cmd_image_list)
-    pa = img.add_parser("path", help="print an image's rootfs (or --tarball) path")
+    pa = img.add_parser("path", help="print an image's rootfs (or --tarball, --archive) path")
     pa.add_argument("name")
-    pa.add_argument("--tarball", action="store_true")
+    what = pa.add_mutually_exclusive_group()
+    what.add_argument("--tarball", action="store_true", help="the rootfs tarball (docker import)")
+    what.add_argument("--archive", action="store_true", help="the docker-archive (docker load, sysbox run)")
     pa.add_argument("--cache", default=DEFAULT_CACHE)
     pa.set_defaults(func=_cmd_image_path)
 

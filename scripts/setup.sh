@@ -52,7 +52,7 @@ venv() {
   fi
   say "installing sysbox (editable) and test extras into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import sysbox, pyfuse3, trio, pyroute2, jsonschema, pytest, xdist' \
+  "$VENV/bin/python" -c 'import sysbox, pyfuse3, trio, pyroute2, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
     || { say "venv install failed"; exit 1; }
   "$VENV/bin/python" -m sysbox.launcher "$VENV/bin/sysbox-runc"  # fast start for containerd's calls
   compile_sources

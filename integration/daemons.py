@@ -114,15 +114,17 @@ class Mgr(Daemon):
 class Fs(Daemon):
     name = "fs"
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, watchdog_timeout: float = 10.0) -> None:
         super().__init__(base)
         self.mountpoint = os.path.join(base, "mnt")
         self.seccomp_socket = os.path.join(base, "seccomp.sock")
+        self.watchdog_timeout = watchdog_timeout
 
     def argv(self) -> list[str]:
         return [os.path.join(VENV_BIN, "sysbox-fs"), "--socket", self.socket, "--mountpoint", self.mountpoint,
                 "--seccomp-socket", self.seccomp_socket, "--state-dir", os.path.join(self.base, "state"),
-                "--pid-file", self.pid_file, "--log", self.log, "--log-level", "debug"]
+                "--pid-file", self.pid_file, "--log", self.log, "--log-level", "debug",
+                "--watchdog-timeout", str(self.watchdog_timeout)]
 
     def client(self) -> FsClient:
         return FsClient(self.socket, timeout=10)

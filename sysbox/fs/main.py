@@ -24,9 +24,24 @@ def parser() -> argparse.ArgumentParser:
                    help=f"per-container mounts (a sysfs in each network namespace) (default {DEFAULT_STATE_DIR})")
     p.add_argument("--pid-file", default=DEFAULT_PID_FILE,
                    help=f"pid file, locked while running (default {DEFAULT_PID_FILE})")
+    p.add_argument("--watchdog-timeout", type=float, default=10.0,
+                   help="abort the FUSE connection when this daemon has not answered for this many seconds, "
+                        "so container reads fail instead of hanging (0: no watchdog; default 10)")
     p.add_argument("--log", help="log file (default: stderr)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
+
+
+def _start_watchdog(args: argparse.Namespace):
+    """The watchdog runs beside us (sysbox/fs/watchdog.py), in its own process: a frozen
+    sysbox-fs cannot watch itself."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "sysbox.fs.watchdog", "--pid", str(os.getpid()), "--socket", args.socket,
+            "--mountpoint", args.mountpoint, "--timeout", str(args.watchdog_timeout)]
+    if args.log:
+        argv += ["--log", args.log]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         from sysbox.fs.daemon import Config, serve
 
         log.info("Starting sysbox-fs (pid %d)", os.getpid())
-        trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket,
-                               state_dir=args.state_dir))
+        dog = _start_watchdog(args) if args.watchdog_timeout > 0 else None
+        try:
+            trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket,
+                                   state_dir=args.state_dir))
+        finally:
+            if dog is not None and dog.poll() is None:
+                dog.terminate()
+                dog.wait(5)
         return 0
 
     return run_daemon("sysbox-fs", args.pid_file, body)

@@ -65,8 +65,8 @@ def register(fs: dict[str, str], cid: str, pid: int, uid: int, gid: int, size: i
 def unregister(globals_: dict[str, Any], fs: dict[str, str], cid: str) -> None:
     from sysbox.fs.client import Client, IPCError
 
-    try:
-        with Client(fs["socket"]) as c:
+    try:  # short: a frozen sysbox-fs must not hold up delete (its own sweep drops the entry later)
+        with Client(fs["socket"], timeout=3) as c:
             c.call("unregister", id=cid)
     except IPCError as e:
         log(globals_, "warning", f"could not unregister {cid} from sysbox-fs: {e}")

@@ -1,0 +1,168 @@
+"""Faults: daemons and sysbox-runc killed mid-burst, and a frozen sysbox-fs.
+
+Each test runs its own sysbox-mgr and sysbox-fs (the session ones are never killed), and
+compares before/after snapshots: mounts, cgroup dirs, state dirs, the manager's table.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from integration.conftest import SYSBOX_RUNC, cgroup_exists, mounts, run
+from integration.daemons import Fs, Mgr
+
+
+class Stack:
+    def __init__(self, base: str, state: str, watchdog: float = 10.0) -> None:
+        self.mgr = Mgr(os.path.join(base, "mgr"), slots=512, gc_interval=1, pool_start=1 << 30)
+        self.fs = Fs(os.path.join(base, "fs"), watchdog_timeout=watchdog)
+        self.state, self.root = state, os.path.join(base, "runc")
+
+    def argv(self, *args: str) -> list[str]:
+        return [SYSBOX_RUNC, "--mgr-socket", self.mgr.socket, "--fs-socket", self.fs.socket, "--sysbox-state",
+                self.state, "--root", self.root, *args]
+
+    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return run(self.argv(*args), timeout=timeout)
+
+    def ids(self) -> list[str]:
+        return run(["runc", "--root", self.root, "list", "-q"]).stdout.split()
+
+
+@pytest.fixture
+def stack(tmp_path, make_bundle):
+    state = f"/run/sysbox-faults-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    os.makedirs(state, mode=0o711)
+    s = Stack(str(tmp_path), state)
+    yield s
+    for cid in s.ids():
+        s("delete", "--force", cid)
+    for d in (s.fs, s.mgr):
+        if d.proc and d.proc.poll() is None:
+            d.signal(signal.SIGCONT)
+            d.stop()
+    left = [m for m in mounts() if m.startswith(state) or m.startswith(str(tmp_path))]
+    for m in sorted(left, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", state])
+    assert not left, f"mounts left: {left}"
+
+
+def test_frozen_sysbox_fs_fails_reads_fast_and_containers_still_stop(stack, make_bundle, cid):
+    stack.fs = Fs(stack.fs.base, watchdog_timeout=2)
+    stack.mgr.start()
+    stack.fs.start()
+    assert stack("run", "-d", "--bundle", make_bundle(["sleep", "600"]), cid).returncode == 0
+    assert run(["runc", "--root", stack.root, "exec", cid, "cat", "/proc/uptime"]).returncode == 0
+    stack.fs.signal(signal.SIGSTOP)
+    t0 = time.monotonic()
+    out = run(["runc", "--root", stack.root, "exec", cid, "cat", "/proc/uptime"], timeout=60)
+    took = time.monotonic() - t0
+    assert out.returncode != 0
+    assert "not connected" in out.stderr or "connection abort" in out.stderr, out.stderr
+    assert took < 15, took  # the watchdog's 2 s, not forever
+    t0 = time.monotonic()
+    assert stack("kill", cid, "KILL").returncode == 0
+    deadline = time.monotonic() + 20
+    while stack("state", cid).returncode == 0 and '"stopped"' not in stack("state", cid).stdout \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    deleted = stack("delete", cid, timeout=60)
+    assert deleted.returncode == 0, deleted.stderr
+    assert time.monotonic() - t0 < 20
+    assert cid not in [c["id"] for c in stack.mgr.call("status")["containers"]]
+    assert "aborting its FUSE connection" in stack.fs.read_log()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kills_during_a_burst_of_lifecycles(stack, make_bundle, seed):
+    """30 lifecycles from 3 threads while the manager and random sysbox-runc processes are
+    SIGKILLed; the manager is restarted each time.  Afterwards every container can be deleted,
+    the ones that started still run, no range was handed out twice, nothing leaked."""
+    rng = random.Random(seed)
+    stack.mgr.start()
+    stack.fs.start()
+    bundle = make_bundle(["sleep", "600"], name=f"burst{seed}")
+    cgroups_before = {c for c in os.listdir("/sys/fs/cgroup/memory")}
+    procs: dict[int, subprocess.Popen] = {}
+    lock = threading.Lock()
+    ids = [f"b{seed}-{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(30)]
+    stop = threading.Event()
+    kills = {"mgr": 0, "runc": 0}
+
+    def lifecycle(batch: list[str]) -> None:
+        for cid in batch:
+            for argv in (stack.argv("run", "-d", "--bundle", bundle, cid),) + \
+                    ((stack.argv("delete", "--force", cid),) if rng.random() < 0.5 else ()):
+                p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+                with lock:
+                    procs[p.pid] = p
+                rc = p.wait(180)
+                with lock:
+                    procs.pop(p.pid, None)
+                if rc != 0:
+                    break  # killed or refused: the next container
+
+    def killer() -> None:
+        turn = 0
+        while not stop.is_set():
+            time.sleep(rng.uniform(0.05, 0.5))
+            turn += 1
+            if turn % 3 == 0:  # every third shot at the manager, the others at sysbox-runc processes
+                stack.mgr.kill()
+                kills["mgr"] += 1
+                stack.mgr.start()
+            else:
+                with lock:
+                    victims = list(procs.values())
+                if victims:
+                    rng.choice(victims).kill()  # a sysbox-runc we started, by its pid
+                    kills["runc"] += 1
+
+    threads = [threading.Thread(target=lifecycle, args=(ids[i::3],)) for i in range(3)]
+    k = threading.Thread(target=killer)
+    for t in threads + [k]:
+        t.start()
+    for t in threads:
+        t.join(600)
+    stop.set()
+    k.join(30)
+    if stack.mgr.proc.poll() is not None:
+        stack.mgr.start()
+    print(f"seed {seed}: {kills['mgr']} sysbox-mgr kills, {kills['runc']} sysbox-runc kills, "
+          f"{len(stack.ids())} containers known to runc")
+    assert kills["mgr"] > 0 and kills["runc"] > 0  # the burst really was under fire
+
+    # no id range is held twice
+    table = stack.mgr.call("status")["containers"]
+    spans = sorted((c["uid"], c["uid"] + c["size"]) for c in table)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    # the containers runc knows as running still run
+    for cid in stack.ids():
+        st = stack("state", cid)
+        if st.returncode == 0 and '"running"' in st.stdout:
+            assert run(["runc", "--root", stack.root, "exec", cid, "true"]).returncode == 0
+    # every container can be deleted, including half-created ones
+    for cid in ids:
+        out = stack("delete", "--force", cid)
+        assert out.returncode == 0 or "does not exist" in out.stderr, (cid, out.stderr)
+    deadline = time.monotonic() + 20
+    while [c for c in stack.mgr.call("status")["containers"] if c["id"] in ids] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not [c["id"] for c in stack.mgr.call("status")["containers"] if c["id"] in ids]
+    assert not [m for m in mounts() if any(cid in m for cid in ids)]
+    assert not [cid for cid in ids if cgroup_exists(cid)]
+    assert {c for c in os.listdir("/sys/fs/cgroup/memory")} - cgroups_before == set()
+    assert not [c for c in stack.fs.call("status")["containers"] if c["id"] in ids]
+    key_dirs = [os.path.join(stack.state, d) for d in os.listdir(stack.state)]
+    assert not [e for d in key_dirs for e in os.listdir(d)], "state dirs left"

@@ -26,6 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from integration.cleanup import remove_tree  # noqa: E402
 from integration.daemons import Fs, Mgr  # noqa: E402
 from integration.dockerd import DockerDaemon  # noqa: E402
 from sysbox import images  # noqa: E402
@@ -136,7 +137,7 @@ def lxc_boot(image_rootfs: str, work: str, reps: int = 3) -> tuple[list[tuple[fl
         for name, text in saved.items():
             with open(name, "w") as f:
                 f.write(text)
-        subprocess.run(["rm", "-rf", "--one-file-system", path])
+        remove_tree(path)
         cgroupdirs.prune(cgroups_before, ("lxc.",))  # LXC leaves lxc.monitor.<name> and lxc.pivot behind
     return boots, ""
 
@@ -294,7 +295,7 @@ def main() -> int:
             subprocess.run(["umount", "-l", f"{overlay}/rootfs"])
         fs.stop()
         mgr.stop()
-        subprocess.run(["rm", "-rf", "--one-file-system", state, work])
+        remove_tree(state, work)
     head = [f"# sysbox-runc next to runc ({time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
             f"{os.cpu_count()} CPUs, {args.reps} repetitions)", ""]
     report = "\n".join(head + rows) + "\n"

@@ -94,8 +94,9 @@ def sysbox_state(session_mgr):
     os.chmod("/run/sysbox-test", 0o711)
     os.chmod(path, 0o711)
     yield path
-    leftovers = [m for m in mounts() if m.startswith(path)]
-    subprocess.run(["rm", "-rf", "--one-file-system", path])
+    from integration.cleanup import remove_tree
+
+    leftovers = remove_tree(path)  # detaches first: never rm through an idmapped image mount
     assert not leftovers, f"mounts left under {path}: {leftovers}"
 
 

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from integration.cleanup import remove_tree
 from integration.conftest import CACHE, VENV_BIN, mounts
 from sysbox import images
 
@@ -58,7 +59,7 @@ def devvm(session_mgr, session_fs, sysbox_state, tmp_path):
         left_mounts = [m for m in mounts() if m.startswith(d.store) or m.startswith(d.run_root)]  # incl. netns pins
         for m in sorted(left_mounts, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)
-        subprocess.run(["rm", "-rf", "--one-file-system", d.run_root])
+        remove_tree(d.run_root)
         assert not left_mounts, f"mounts left: {left_mounts}"
         left = {c["id"] for c in session_mgr.call("status")["containers"]} - registered_before
         assert not left, f"manager still holds {left}"

@@ -56,7 +56,7 @@ def test_host_global_sysctls_stay_unchanged(rt, make_bundle, cid):
 
 
 def test_host_block_device_cannot_be_made_or_mounted(rt, make_bundle, cid):
-    start(rt, make_bundle, cid, readonly=False)
+    start(rt, make_bundle, cid)
     st = os.stat("/")
     major, minor = os.major(st.st_dev), os.minor(st.st_dev)
     out = sh(rt, cid, f"mknod /tmp/root-dev b {major} {minor}")

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from integration import cgroupdirs
+from integration.cleanup import remove_tree
 from integration.conftest import CACHE, SYSBOX_RUNC, mounts
 from sysbox import images
 from sysbox.runc import state as runc_state
@@ -55,7 +56,7 @@ def podman(session_mgr, session_fs, sysbox_state, tmp_path_factory):
         stale = sorted((m for m in mounts() if m.startswith(p.base) or m.startswith(p.runroot)), reverse=True)
         for point in stale:
             subprocess.run(["umount", "-l", point], capture_output=True)
-        subprocess.run(["rm", "-rf", "--one-file-system", p.base, p.runroot])
+        remove_tree(p.base, p.runroot)
         left = cgroupdirs.prune(cgroups_before, ("libpod",))  # podman's cgroupfs manager leaves libpod_parent
         assert not left, f"cgroups left behind: {left}"
 

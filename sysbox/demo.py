@@ -177,6 +177,15 @@ def cleanup() -> None:
                 time.sleep(0.05)
             except ProcessLookupError:
                 break
+    from sysbox.linux import syscalls as sc
+    from sysbox.linux.tree import mounts_under
+
     for path in (DATA, RUN):
-        subprocess.run(["rm", "-rf", "--one-file-system", path], capture_output=True)
+        for point in sorted(mounts_under(path), reverse=True):  # never rm through a mount
+            try:
+                sc.umount2(point, sc.MNT_DETACH)
+            except OSError:
+                pass
+        if not mounts_under(path):
+            subprocess.run(["rm", "-rf", "--one-file-system", path], capture_output=True)
     print("cleaned up: container deleted, rootfs unmounted, daemons stopped")

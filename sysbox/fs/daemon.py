@@ -14,6 +14,7 @@ from sysbox import __version__, ipcserver
 from sysbox.fs.fuse import SysboxFS
 from sysbox.fs.nodes import proc_loadavg
 from sysbox.fs.protocol import REQUESTS
+from sysbox.fs.recovery import Records, recover, start_ticks
 from sysbox.fs.registry import Registry
 from sysbox.fs.trap.listener import Trap
 from sysbox.ipcserver import Peer, RequestError
@@ -35,9 +36,9 @@ class FsService(ipcserver.Service):
     REQUESTS = REQUESTS
     log = log
 
-    def __init__(self, registry: Registry, cfg: Config, trap: Trap) -> None:
+    def __init__(self, registry: Registry, cfg: Config, trap: Trap, records: Records) -> None:
         super().__init__()
-        self.registry, self.cfg, self.trap = registry, cfg, trap
+        self.registry, self.cfg, self.trap, self.records = registry, cfg, trap, records
 
     async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"version": __version__, "pid": os.getpid(), "mountpoint": self.cfg.mountpoint,
@@ -56,11 +57,18 @@ class FsService(ipcserver.Service):
             raise RequestError(f"register: {e}", "bad-request") from None
         except KeyError as e:
             raise RequestError(f"register: {e}", "bad-request") from None
+        try:  # for a restarted sysbox-fs (recovery.py)
+            self.records.save(req["id"], {"id": req["id"], "pid": req["pid"], "uid": req["uid"], "gid": req["gid"],
+                                          "size": req["size"], "masked": req.get("masked") or [],
+                                          "start": start_ticks(req["pid"])})
+        except (OSError, ValueError) as e:
+            log.warning("could not record %s for recovery: %s", req["id"], e)
         log.info("registered %s (pid %d, uid %d)", req["id"], req["pid"], req["uid"])
         return {}
 
     async def op_unregister(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         removed = self.registry.remove(req["id"])
+        self.records.drop(str(req["id"]))
         if removed:
             log.info("unregistered %s", req["id"])
         return {"removed": removed}
@@ -82,14 +90,15 @@ async def sample_load(registry: Registry) -> None:
 
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     registry = Registry(cfg.state_dir)
+    _unmount_stale(cfg.mountpoint)  # first: a dead FUSE mount cannot even be stat'ed (ENOTCONN)
     os.makedirs(cfg.mountpoint, mode=0o755, exist_ok=True)
-    _unmount_stale(cfg.mountpoint)
     options = set(pyfuse3.default_options) - {"default_permissions"}
     options |= {"fsname=sysboxfs", "subtype=sysboxfs", "allow_other", "nosuid", "nodev", "noexec"}
     pyfuse3.init(SysboxFS(registry), cfg.mountpoint, options)
     listener = await ipcserver.listen(cfg.socket)
     trap = Trap(registry, cfg.mountpoint)
-    service = FsService(registry, cfg, trap)
+    records = Records(cfg.state_dir)
+    service = FsService(registry, cfg, trap, records)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(ipcserver.stop_on_signal, nursery.cancel_scope, log)
@@ -97,12 +106,16 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
             nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
             nursery.start_soon(sample_load, registry)
             await nursery.start(trap.serve, cfg.seccomp_socket)
+            # after pyfuse3.main runs: re-attaching looks our own nodes up through FUSE
+            recovered, dropped = await trio.to_thread.run_sync(recover, records, registry, cfg.mountpoint)
+            if recovered or dropped:
+                log.info("after restart: %d running containers recovered, %d records dropped", recovered, dropped)
             log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
             task_status.started()
     finally:
         pyfuse3.close(unmount=True)
-        for cid in list(registry.by_id):
-            registry.remove(cid)
+        for cid in list(registry.by_id):  # a clean stop: its containers lose their nodes, as at a crash,
+            registry.remove(cid)          # but keep their records so the next sysbox-fs can restore them
         for path in (cfg.socket, cfg.seccomp_socket):
             try:
                 os.unlink(path)

@@ -21,6 +21,7 @@ import stat
 import time
 
 import pyfuse3
+import trio
 
 from sysbox.fs import nodes
 from sysbox.fs.registry import Container, Registry
@@ -241,10 +242,17 @@ class SysboxFS(pyfuse3.Operations):
             # would see an empty file.  Storing one byte at the end of the nominal size extends it
             # again; dropping the page afterwards keeps nothing stale (reads are direct anyway).
             # Done in flush, which close() waits for; release arrives too late.
+            # In a worker thread: notify_store writes into the page cache and waits for its page
+            # lock, which another reader of this file may hold while it waits for *us* - called
+            # from this (the only request-serving) thread it deadlocked the daemon under load.
             ino = self.inodes[h.path]
-            try:
+
+            def restore() -> None:
                 pyfuse3.notify_store(ino, nodes.Stat(False, 0).size - 1, b"\n")
                 pyfuse3.invalidate_inode(ino, attr_only=False)
+
+            try:
+                await trio.to_thread.run_sync(restore)
             except OSError as e:
                 log.warning("could not restore the size of %s: %s", h.path, e)
 

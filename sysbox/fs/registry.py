@@ -118,6 +118,10 @@ class Registry:
 
         path = os.path.join(self.state_dir or "", "sysfs", c.id)
         os.makedirs(path, mode=0o700, exist_ok=True)
+        from sysbox.linux import mountinfo
+
+        while mountinfo.at(path) is not None:  # left by a sysbox-fs that was killed: not stacked again
+            sc.umount2(path, sc.MNT_DETACH)
         in_namespaces(c, ("net",), lambda: sc.mount("sysfs", path, "sysfs", 1 | 2 | 4 | 8))  # ro,nosuid,nodev,noexec
         return path
 

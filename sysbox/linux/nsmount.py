@@ -40,3 +40,32 @@ def mount_for(ns_type: str, ns_path: str, target: str) -> None:
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise OSError(code, f"{fstype} for {ns_path}: {os.strerror(code)}")
+
+
+def move_into(pid: int, source: str, dest: str) -> None:
+    """Clone the mount tree at host path `source` and attach it at `dest` inside the mount
+    namespace of `pid`, on top of whatever is there.  The forked child's setns resets its root
+    to the container's, so `dest` is resolved inside the container, never on the host."""
+    fd = sc.open_tree(source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+    try:
+        mnt_ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            child = os.fork()
+            if child == 0:
+                code = 1
+                try:
+                    sc.setns(mnt_ns, sc.CLONE_NEWNS)
+                    sc.move_mount(fd, dest)
+                    code = 0
+                except OSError as e:
+                    code = e.errno or 1
+                finally:
+                    os._exit(code)
+        finally:
+            os.close(mnt_ns)
+        _, status = os.waitpid(child, 0)
+    finally:
+        os.close(fd)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise OSError(code, f"attaching {source} at {dest} in pid {pid}'s mount namespace: {os.strerror(code)}")

@@ -74,26 +74,12 @@ def unregister(globals_: dict[str, Any], fs: dict[str, str], cid: str) -> None:
 
 def attach_late(mountpoint: str, pid: int) -> None:
     """Move each "late" node onto its destination inside the container of `pid`."""
-    from sysbox.linux import syscalls as sc
+    from sysbox.linux import nsmount
 
     for src, dest, how, _ in MOUNTS:
         if how != "late":
             continue
-        fd = sc.open_tree(os.path.join(mountpoint, src), sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
         try:
-            mnt_ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-            child = os.fork()
-            if child == 0:
-                code = 1
-                try:
-                    sc.setns(mnt_ns, sc.CLONE_NEWNS)
-                    sc.move_mount(fd, dest)
-                    code = 0
-                finally:
-                    os._exit(code)
-            os.close(mnt_ns)
-            _, status = os.waitpid(child, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise SysboxError(f"could not mount sysbox-fs {src} on {dest} in the container")
-        finally:
-            os.close(fd)
+            nsmount.move_into(pid, os.path.join(mountpoint, src), dest)
+        except OSError:
+            raise SysboxError(f"could not mount sysbox-fs {src} on {dest} in the container") from None

@@ -1,0 +1,109 @@
+"""Coming back after a crash: a restarted sysbox-fs serves the containers that kept running.
+
+Each registration is also written to <state-dir>/containers/<id>.json (removed at unregister).
+A sysbox-fs that starts and finds records re-registers each container whose init still runs
+(same pid and start time), then attaches its freshly mounted nodes inside the container's
+mount namespace on top of the dead ones the killed daemon left: reads fail while no sysbox-fs
+runs (ENOTCONN), and work again once the new one has started.  What cannot come back: the
+seccomp listener fds died with the old process, so trapped mount/umount2 calls of containers
+started before the restart get ENOSYS from then on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from sysbox.fs.mounts import MOUNTS
+
+log = logging.getLogger("sysbox-fs")
+
+
+class Records:
+    def __init__(self, state_dir: str) -> None:
+        self.dir = os.path.join(state_dir, "containers")
+
+    def _path(self, cid: str) -> str:
+        if "/" in cid or cid in ("", ".", ".."):
+            raise ValueError(f"container id {cid!r}")
+        return os.path.join(self.dir, cid + ".json")
+
+    def save(self, cid: str, record: dict[str, Any]) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        tmp = self._path(cid) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, self._path(cid))
+
+    def drop(self, cid: str) -> None:
+        try:
+            os.unlink(self._path(cid))
+        except (FileNotFoundError, ValueError):
+            pass
+
+    def load(self) -> list[dict[str, Any]]:
+        out = []
+        try:
+            names = sorted(os.listdir(self.dir))
+        except FileNotFoundError:
+            return []
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.dir, name)) as f:
+                    out.append(json.load(f))
+            except (OSError, ValueError):
+                os.unlink(os.path.join(self.dir, name))
+        return out
+
+
+def start_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def reattach(mountpoint: str, pid: int) -> list[str]:
+    """Put this sysbox-fs's nodes over the container's dead ones; returns what failed."""
+    from sysbox.linux import nsmount
+
+    failed = []
+    for src, dest, _how, needs in MOUNTS:
+        if needs and not os.path.exists(needs):
+            continue  # not mounted at create either
+        try:
+            nsmount.move_into(pid, os.path.join(mountpoint, src), dest)
+        except OSError as e:
+            failed.append(f"{dest}: {e.strerror}")
+    return failed
+
+
+def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]:
+    """Re-register and re-attach every recorded container still running; drop the others.
+    Returns (recovered, dropped)."""
+    recovered = dropped = 0
+    for rec in records.load():
+        cid, pid = rec.get("id"), rec.get("pid")
+        if not isinstance(cid, str) or not isinstance(pid, int) or start_ticks(pid) != rec.get("start"):
+            records.drop(str(cid))
+            dropped += 1
+            continue
+        try:
+            registry.add(cid, pid, rec["uid"], rec["gid"], rec["size"], rec.get("masked"))
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("could not re-register %s after restart: %s", cid, e)
+            records.drop(cid)
+            dropped += 1
+            continue
+        failed = reattach(mountpoint, pid)
+        if failed:
+            log.warning("re-attached %s with failures: %s", cid, "; ".join(failed))
+        recovered += 1
+        log.info("recovered %s (pid %d) after restart", cid, pid)
+    return recovered, dropped

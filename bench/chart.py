@@ -1,6 +1,6 @@
 """One chart of every ratio the benchmarks measured, against its target: bench/results/ratios.png.
 
-Reads lifecycle.json and proc_read.json (written by the two runners in the same `make bench`)
+Reads lifecycle.json, proc_read.json and load.json (written by the two runners in the same `make bench`)
 and draws sysbox / anchor per measurement, with the issue's target as a mark.  matplotlib is
 the optional `bench` extra; without it this says so and exits 0 (the tables are the record).
 """
@@ -46,6 +46,14 @@ def ratios() -> list[tuple[str, float, float | None]]:
     for node, v in proc.get("latency_us", {}).items():
         if v.get("lxcfs"):
             out.append((f"/{node} read / lxcfs", v["sysbox-fs"] / v["lxcfs"], 1.5))
+    try:
+        with open(os.path.join(RESULTS, "load.json")) as f:
+            load = json.load(f)
+        ours, theirs = load["sysbox-fs"], load["lxcfs"]
+        out.append(("CPU per read, 50 pollers / lxcfs", (ours["cpu_pct"] / ours["reads_per_s"]) /
+                    (theirs["cpu_pct"] / theirs["reads_per_s"]), None))
+    except (FileNotFoundError, KeyError, ZeroDivisionError):
+        pass
     return out
 
 

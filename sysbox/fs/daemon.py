@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from sysbox import __version__, ipcserver
 from sysbox.fs.fuse import SysboxFS
 from sysbox.fs.nodes import proc_loadavg
 from sysbox.fs.protocol import REQUESTS
-from sysbox.fs.recovery import Records, recover, start_ticks
+from sysbox.fs.recovery import Records, reattach, recover, start_ticks
 from sysbox.fs.registry import Registry
 from sysbox.fs.trap.listener import Trap
 from sysbox.ipcserver import Peer, RequestError
@@ -39,10 +40,11 @@ class FsService(ipcserver.Service):
     def __init__(self, registry: Registry, cfg: Config, trap: Trap, records: Records) -> None:
         super().__init__()
         self.registry, self.cfg, self.trap, self.records = registry, cfg, trap, records
+        self.instance = uuid.uuid4().hex  # which sysbox-fs a create saw: see op_register
 
     async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"version": __version__, "pid": os.getpid(), "mountpoint": self.cfg.mountpoint,
-                "seccomp_socket": self.cfg.seccomp_socket}
+                "seccomp_socket": self.cfg.seccomp_socket, "instance": self.instance}
 
     async def op_status(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"mountpoint": self.cfg.mountpoint, "trapped": self.trap.served, "emulated_mounts": self.trap.emulated,
@@ -63,6 +65,11 @@ class FsService(ipcserver.Service):
                                           "start": start_ticks(req["pid"])})
         except (OSError, ValueError) as e:
             log.warning("could not record %s for recovery: %s", req["id"], e)
+        if req.get("instance") not in (None, self.instance):
+            # the spec bound the mount of a sysbox-fs that has died since: attach ours on top
+            failed = await trio.to_thread.run_sync(reattach, self.cfg.mountpoint, req["pid"])
+            log.info("re-attached %s, created under a previous sysbox-fs%s", req["id"],
+                     f" (failed: {'; '.join(failed)})" if failed else "")
         log.info("registered %s (pid %d, uid %d)", req["id"], req["pid"], req["uid"])
         return {}
 

@@ -69,8 +69,13 @@ def start_ticks(pid: int) -> int | None:
         return None
 
 
+FSTYPE = "fuse.sysboxfs"
+
+
 def reattach(mountpoint: str, pid: int) -> list[str]:
-    """Put this sysbox-fs's nodes over the container's dead ones; returns what failed."""
+    """Replace the container's dead sysbox-fs nodes with this sysbox-fs's; returns what failed.
+    The dead mounts are detached first: a path through a dead FUSE dentry whose cache expired
+    no longer resolves (ENOENT), and restarts would otherwise stack mounts."""
     from sysbox.linux import nsmount
 
     failed = []
@@ -78,7 +83,7 @@ def reattach(mountpoint: str, pid: int) -> list[str]:
         if needs and not os.path.exists(needs):
             continue  # not mounted at create either
         try:
-            nsmount.move_into(pid, os.path.join(mountpoint, src), dest)
+            nsmount.move_into(pid, os.path.join(mountpoint, src), dest, replace=FSTYPE)
         except OSError as e:
             failed.append(f"{dest}: {e.strerror}")
     return failed
@@ -106,4 +111,28 @@ def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]
             log.warning("re-attached %s with failures: %s", cid, "; ".join(failed))
         recovered += 1
         log.info("recovered %s (pid %d) after restart", cid, pid)
+    _sweep_sysfs(registry)
     return recovered, dropped
+
+
+def _sweep_sysfs(registry: Any) -> None:
+    """Unmount the per-container sysfs mounts a killed sysbox-fs left for containers that are
+    gone (deleted while no sysbox-fs ran to hear of it)."""
+    from sysbox.linux import mountinfo
+    from sysbox.linux import syscalls as sc
+
+    base = os.path.join(registry.state_dir or "", "sysfs")
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name in registry.by_id:
+            continue
+        path = os.path.join(base, name)
+        try:
+            while mountinfo.at(path) is not None:
+                sc.umount2(path, sc.MNT_DETACH)
+            os.rmdir(path)
+        except OSError as e:
+            log.warning("could not remove stale %s: %s", path, e)

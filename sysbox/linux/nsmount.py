@@ -42,10 +42,20 @@ def mount_for(ns_type: str, ns_path: str, target: str) -> None:
         raise OSError(code, f"{fstype} for {ns_path}: {os.strerror(code)}")
 
 
-def move_into(pid: int, source: str, dest: str) -> None:
+def _stacked(pid: int, dest: str, fstype: str) -> int:
+    """How many `fstype` mounts are stacked at `dest` in pid's mount namespace (read from the
+    host side: in the container's /proc our own pid does not exist)."""
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return sum(1 for line in f
+                   if line.split(" ")[4] == dest and line.split(" - ", 1)[1].split(" ")[0] == fstype)
+
+
+def move_into(pid: int, source: str, dest: str, replace: str | None = None) -> None:
     """Clone the mount tree at host path `source` and attach it at `dest` inside the mount
-    namespace of `pid`, on top of whatever is there.  The forked child's setns resets its root
-    to the container's, so `dest` is resolved inside the container, never on the host."""
+    namespace of `pid`, on top of whatever is there (first detaching the `replace` fstype's
+    mounts there, if given).  The forked child's setns resets its root to the container's, so
+    `dest` is resolved inside the container, never on the host."""
+    stale = _stacked(pid, dest, replace) if replace else 0
     fd = sc.open_tree(source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
     try:
         mnt_ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
@@ -55,6 +65,8 @@ def move_into(pid: int, source: str, dest: str) -> None:
                 code = 1
                 try:
                     sc.setns(mnt_ns, sc.CLONE_NEWNS)
+                    for _ in range(stale):  # umount resolves without revalidating: dead mounts go too
+                        sc.umount2(dest, sc.MNT_DETACH)
                     sc.move_mount(fd, dest)
                     code = 0
                 except OSError as e:

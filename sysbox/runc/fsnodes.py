@@ -41,7 +41,8 @@ def connect(inv: Invocation) -> dict[str, str] | None:
 
     with Client(path) as c:
         info = c.call("ping")
-    return {"socket": path, "mountpoint": info["mountpoint"], "seccomp_socket": info["seccomp_socket"]}
+    return {"socket": path, "mountpoint": info["mountpoint"], "seccomp_socket": info["seccomp_socket"],
+            "instance": info.get("instance", "")}
 
 
 def spec_mounts(mountpoint: str) -> list[dict[str, Any]]:
@@ -59,7 +60,8 @@ def register(fs: dict[str, str], cid: str, pid: int, uid: int, gid: int, size: i
 
     masked = [p[len("/proc/"):] for p in spec.get("linux", {}).get("maskedPaths", []) if p.startswith("/proc/")]
     with Client(fs["socket"]) as c:
-        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size, masked=masked)
+        extra = {"instance": fs["instance"]} if fs.get("instance") else {}
+        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size, masked=masked, **extra)
 
 
 def unregister(globals_: dict[str, Any], fs: dict[str, str], cid: str) -> None:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -55,6 +56,16 @@ def cgroup_exists(name: str) -> list[str]:
     if os.path.isdir(os.path.join(base, name)):
         found.append(os.path.join(base, name))
     return found
+
+
+def wait_for(fn, timeout: float = 60, every: float = 0.2):
+    """fn()'s first truthy value within `timeout` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    value = fn()
+    while not value and time.monotonic() < deadline:
+        time.sleep(every)
+        value = fn()
+    return value
 
 
 def worker_index() -> int:

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 
 import pytest
 
-from integration.conftest import CACHE, SYSBOX_RUNC, VENV_BIN, mounts
+from integration.conftest import CACHE, SYSBOX_RUNC, VENV_BIN, mounts, wait_for
 from integration.containerd import Containerd
 from sysbox import images
 
@@ -28,14 +26,6 @@ def ctd(session_mgr, session_fs, sysbox_state, tmp_path_factory):
     finally:
         c.stop()
 
-
-def wait_for(fn, timeout: float = 30, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    value = fn()
-    while not value and time.monotonic() < deadline:
-        time.sleep(every)
-        value = fn()
-    return value
 
 
 def test_containerd_parses_the_installed_handler(ctd):

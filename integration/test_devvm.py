@@ -15,7 +15,7 @@ import time
 import pytest
 
 from integration.cleanup import remove_tree
-from integration.conftest import CACHE, VENV_BIN, mounts
+from integration.conftest import CACHE, VENV_BIN, mounts, wait_for
 from sysbox import images
 
 SYSBOX = os.path.join(VENV_BIN, "sysbox")
@@ -64,14 +64,6 @@ def devvm(session_mgr, session_fs, sysbox_state, tmp_path):
         left = {c["id"] for c in session_mgr.call("status")["containers"]} - registered_before
         assert not left, f"manager still holds {left}"
 
-
-def wait_for(fn, timeout: float = 60, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    value = fn()
-    while not value and time.monotonic() < deadline:
-        time.sleep(every)
-        value = fn()
-    return value
 
 
 def test_busybox_vm_with_port_and_volume_through_stop_start_rm(devvm, tmp_path):

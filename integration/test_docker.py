@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from integration.conftest import CACHE, SYSBOX_RUNC
+from integration.conftest import CACHE, SYSBOX_RUNC, wait_for
 from integration.dockerd import DockerDaemon
 from sysbox import images
 
@@ -27,14 +27,6 @@ def docker(session_mgr, session_fs, sysbox_state, tmp_path_factory):
     finally:
         d.stop()
 
-
-def wait_for(fn, timeout: float = 60, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    value = fn()
-    while not value and time.monotonic() < deadline:
-        time.sleep(every)
-        value = fn()
-    return value
 
 
 def test_docker_load_archive_and_image_config(docker, cid):

@@ -23,7 +23,6 @@ import subprocess
 import time
 import uuid
 
-import pytest
 
 
 def start(rt, make_bundle, cid: str, args=("sleep", "300"), readonly: bool = True) -> int:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
 from integration import cgroupdirs
 from integration.cleanup import remove_tree
-from integration.conftest import CACHE, SYSBOX_RUNC, mounts
+from integration.conftest import CACHE, SYSBOX_RUNC, mounts, wait_for
 from sysbox import images
 from sysbox.runc import state as runc_state
 
@@ -64,14 +63,6 @@ def podman(session_mgr, session_fs, sysbox_state, tmp_path_factory):
 def registered(mgr) -> set[str]:
     return {c["id"] for c in mgr.call("status")["containers"]}
 
-
-def wait_for(fn, timeout: float = 30, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    value = fn()
-    while not value and time.monotonic() < deadline:
-        time.sleep(every)
-        value = fn()
-    return value
 
 
 def no_trace(podman, mgr, fs, full_id: str) -> bool:

@@ -36,16 +36,20 @@ def _load(path: str) -> dict:
     return data
 
 
-def _save(path: str, data: dict) -> None:
+def write_with_backup(path: str, text: str) -> None:
+    """Replace `path` atomically; the first change keeps the original as <path>.sysbox-backup."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     backup = path + ".sysbox-backup"
     if os.path.exists(path) and not os.path.exists(backup):
         shutil.copy2(path, backup)
     tmp = path + ".sysbox-tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def _save(path: str, data: dict) -> None:
+    write_with_backup(path, json.dumps(data, indent=2) + "\n")
 
 
 def runtime_path() -> str:

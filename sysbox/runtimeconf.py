@@ -18,7 +18,6 @@ installer's) decision.
 from __future__ import annotations
 
 import os
-import shutil
 import tomllib
 
 from sysbox.errors import SysboxError
@@ -41,14 +40,9 @@ def _read(path: str) -> str:
 
 
 def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    backup = path + ".sysbox-backup"
-    if os.path.exists(path) and not os.path.exists(backup):
-        shutil.copy2(path, backup)
-    tmp = path + ".sysbox-tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from sysbox.install import write_with_backup
+
+    write_with_backup(path, text)
 
 
 def _parse(path: str, text: str) -> dict:

@@ -34,5 +34,5 @@ def test_missing_file_is_no_settings(conf):
 @pytest.mark.parametrize("line", ["lower_runtime = crun", "just-a-word", "root = /x"])
 def test_bad_line_named_with_its_number(conf, line):
     conf.write_text(f"\n{line}\n")
-    with pytest.raises(settings.ConfigError, match=rf"sysbox-runc.conf:2: expected one of"):
+    with pytest.raises(settings.ConfigError, match=r"sysbox-runc.conf:2: expected one of"):
         settings.get({}, "lower-runtime")

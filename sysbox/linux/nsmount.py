@@ -18,18 +18,19 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (CLONE_NEWIPC, "mqueue")}
 
 
-def mount_for(ns_type: str, ns_path: str, target: str) -> None:
-    """Mount the filesystem that belongs to namespace `ns_path` (network: sysfs, ipc: mqueue)
-    at `target`, in our own mount namespace."""
-    nstype, fstype = KINDS[ns_type]
+def _in_child(ns_path: str, nstype: int, action) -> int:
+    """Fork; in the child enter the namespace at `ns_path` and run `action`; returns its errno
+    (0 on success).  Our callers are single-threaded at this point, or only make syscalls in
+    the child, so the fork is safe."""
     fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         pid = os.fork()
         if pid == 0:
-            code = 0
+            code = 1
             try:
                 sc.setns(fd, nstype)
-                sc.mount(fstype, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                action()
+                code = 0
             except OSError as e:
                 code = e.errno or 1
             finally:
@@ -37,7 +38,14 @@ def mount_for(ns_type: str, ns_path: str, target: str) -> None:
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
-    code = os.waitstatus_to_exitcode(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def mount_for(ns_type: str, ns_path: str, target: str) -> None:
+    """Mount the filesystem that belongs to namespace `ns_path` (network: sysfs, ipc: mqueue)
+    at `target`, in our own mount namespace."""
+    nstype, fstype = KINDS[ns_type]
+    code = _in_child(ns_path, nstype, lambda: sc.mount(fstype, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC))
     if code != 0:
         raise OSError(code, f"{fstype} for {ns_path}: {os.strerror(code)}")
 
@@ -57,27 +65,15 @@ def move_into(pid: int, source: str, dest: str, replace: str | None = None) -> N
     `dest` is resolved inside the container, never on the host."""
     stale = _stacked(pid, dest, replace) if replace else 0
     fd = sc.open_tree(source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+
+    def attach() -> None:
+        for _ in range(stale):  # umount resolves without revalidating: dead mounts go too
+            sc.umount2(dest, sc.MNT_DETACH)
+        sc.move_mount(fd, dest)
+
     try:
-        mnt_ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            child = os.fork()
-            if child == 0:
-                code = 1
-                try:
-                    sc.setns(mnt_ns, sc.CLONE_NEWNS)
-                    for _ in range(stale):  # umount resolves without revalidating: dead mounts go too
-                        sc.umount2(dest, sc.MNT_DETACH)
-                    sc.move_mount(fd, dest)
-                    code = 0
-                except OSError as e:
-                    code = e.errno or 1
-                finally:
-                    os._exit(code)
-        finally:
-            os.close(mnt_ns)
-        _, status = os.waitpid(child, 0)
+        code = _in_child(f"/proc/{pid}/ns/mnt", sc.CLONE_NEWNS, attach)
     finally:
         os.close(fd)
-    code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise OSError(code, f"attaching {source} at {dest} in pid {pid}'s mount namespace: {os.strerror(code)}")

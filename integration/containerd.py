@@ -14,6 +14,8 @@ import signal
 import subprocess
 import time
 
+from integration import cgroupdirs
+
 
 class Containerd:
     def __init__(self, base: str, sysbox_bin: str, env: dict[str, str], cri: bool = True, extra: str = "") -> None:
@@ -24,6 +26,7 @@ class Containerd:
         self.env = {**os.environ, **env}
         self.namespace = f"sbx{os.getpid()}"
         self.proc: subprocess.Popen | None = None
+        self.cgroups_before = cgroupdirs.snapshot()
         os.makedirs(base, exist_ok=True)
         disabled = "" if cri else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
         with open(self.config, "w") as f:
@@ -69,6 +72,8 @@ class Containerd:
                 self.proc.kill()
                 self.proc.wait(10)
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+        # containerd leaves a parent cgroup per namespace (/sbx<pid>, /k8s.io) behind
+        cgroupdirs.prune(self.cgroups_before, (self.namespace, "k8s.io"))
         with open("/proc/self/mountinfo") as f:  # shim leftovers, if containerd had to be killed
             stale = sorted((line.split()[4] for line in f if self.base in line.split()[4]), reverse=True)
         for point in stale:

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import time
 
+from integration import cgroupdirs
+
 
 class DockerDaemon:
     def __init__(self, base: str, runtime_path: str, runtime_args: list[str]) -> None:
@@ -22,6 +24,7 @@ class DockerDaemon:
         self.sock = os.path.join(base, "docker.sock")
         self.ctd_sock = os.path.join(base, "containerd.sock")
         self.procs: list[subprocess.Popen] = []
+        self.cgroups_before = cgroupdirs.snapshot()
         os.makedirs(base, exist_ok=True)
         with open(os.path.join(base, "containerd.toml"), "w") as f:
             f.write(f'version = 2\nroot = "{base}/containerd-root"\nstate = "{base}/containerd-state"\n'
@@ -77,6 +80,14 @@ class DockerDaemon:
                     p.kill()
                     p.wait(10)
         subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+        # dockerd's parent cgroup (/docker): only the top dir, only if new and empty - another
+        # worker's dockerd may be using it, and rmdir of a busy cgroup just fails
+        for d in cgroupdirs.snapshot(max_depth=2) - self.cgroups_before:
+            if os.path.basename(d) == "docker":
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
         with open("/proc/self/mountinfo") as f:  # shim leftovers, if a daemon had to be killed
             stale = sorted((line.split()[4] for line in f if self.base in line.split()[4]), reverse=True)
         for point in stale:

@@ -93,7 +93,6 @@ def test_kills_during_a_burst_of_lifecycles(stack, make_bundle, seed):
     stack.mgr.start()
     stack.fs.start()
     bundle = make_bundle(["sleep", "600"], name=f"burst{seed}")
-    cgroups_before = {c for c in os.listdir("/sys/fs/cgroup/memory")}
     procs: dict[int, subprocess.Popen] = {}
     lock = threading.Lock()
     ids = [f"b{seed}-{i:02d}-{uuid.uuid4().hex[:4]}" for i in range(30)]
@@ -173,7 +172,6 @@ def test_kills_during_a_burst_of_lifecycles(stack, make_bundle, seed):
     assert not [c["id"] for c in stack.mgr.call("status")["containers"] if c["id"] in ids]
     assert not [m for m in mounts() if any(cid in m for cid in ids)]
     assert not [cid for cid in ids if cgroup_exists(cid)]
-    assert {c for c in os.listdir("/sys/fs/cgroup/memory")} - cgroups_before == set()
     assert not [c for c in stack.fs.call("status")["containers"] if c["id"] in ids]
     key_dirs = [os.path.join(stack.state, d) for d in os.listdir(stack.state)]
     assert not [e for d in key_dirs for e in os.listdir(d)], "state dirs left"

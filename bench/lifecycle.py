@@ -277,8 +277,8 @@ def main() -> int:
 
         # 3. docker run --rm
         dk = DockerDaemon(os.path.join(work, "docker"), sysbox[0], sysbox[1:7])
-        dk.start()
         try:
+            dk.start()
             dk.docker("import", bb["tarball"], "local/busybox")
             r = median_ms(lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "local/busybox", "true"], args.reps)
             s = median_ms(lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "--runtime=sysbox-runc",

@@ -18,8 +18,8 @@ def ctd(session_mgr, session_fs, sysbox_state, tmp_path_factory):
     c = Containerd(str(tmp_path_factory.mktemp("containerd")), VENV_BIN,
                    {"SYSBOX_MGR_SOCKET": session_mgr.socket, "SYSBOX_FS_SOCKET": session_fs.socket,
                     "SYSBOX_RUNC_STATE_DIR": sysbox_state})
-    c.start()
-    try:
+    try:  # stop() also undoes a start that failed half-way
+        c.start()
         out = c.ctr("images", "import", images.build("busybox", cache=CACHE)["docker_archive"])
         assert out.returncode == 0, out.stderr
         yield c

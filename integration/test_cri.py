@@ -64,8 +64,8 @@ def cri_containerd(session_mgr, session_fs, sysbox_state, tmp_path_factory):
              f'[plugins."io.containerd.grpc.v1.cri".cni]\n  bin_dir = "/usr/lib/cni"\n  conf_dir = "{conf_dir}"\n')
     c = Containerd(base, VENV_BIN, {"SYSBOX_MGR_SOCKET": session_mgr.socket, "SYSBOX_FS_SOCKET": session_fs.socket,
                                     "SYSBOX_RUNC_STATE_DIR": sysbox_state}, cri=True, extra=extra)
-    c.start()
-    try:
+    try:  # stop() also undoes a start that failed half-way
+        c.start()
         busybox = images.build("busybox", cache=CACHE)["docker_archive"]
         for archive in (busybox, pause_archive(busybox, os.path.join(base, "pause.tar"))):
             out = c.ctr("images", "import", archive, namespace="k8s.io")

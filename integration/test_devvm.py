@@ -48,9 +48,9 @@ class DevVM:
 def devvm(session_mgr, session_fs, sysbox_state, tmp_path):
     d = DevVM(str(tmp_path), session_mgr, session_fs, sysbox_state)
     subprocess.run(["ip", "netns", "add", d.netns], check=True)
-    subprocess.run(["ip", "-n", d.netns, "link", "set", "lo", "up"], check=True)
     registered_before = {c["id"] for c in session_mgr.call("status")["containers"]}
     try:
+        subprocess.run(["ip", "-n", d.netns, "link", "set", "lo", "up"], check=True)
         yield d
     finally:
         for name in list(d.ps()) if os.path.isdir(d.store) else []:

@@ -19,8 +19,8 @@ def docker(session_mgr, session_fs, sysbox_state, tmp_path_factory):
     d = DockerDaemon(str(tmp_path_factory.mktemp("docker")), SYSBOX_RUNC,
                      ["--mgr-socket", session_mgr.socket, "--fs-socket", session_fs.socket,
                       "--sysbox-state", sysbox_state])
-    d.start()
-    try:
+    try:  # stop() also undoes a start that failed half-way
+        d.start()
         out = d.docker("import", images.build("busybox", cache=CACHE)["tarball"], "local/busybox")
         assert out.returncode == 0, out.stderr
         yield d

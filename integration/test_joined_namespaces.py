@@ -15,8 +15,9 @@ import pytest
 def netns():
     name = f"sbxjoin{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
-    subprocess.run(["ip", "-n", name, "link", "add", "sbxdummy0", "type", "veth", "peer", "name", "sbxdummy1"], check=True)
-    try:
+    try:  # the namespace goes even if setting it up fails
+        subprocess.run(["ip", "-n", name, "link", "add", "sbxdummy0", "type", "veth", "peer", "name", "sbxdummy1"],
+                       check=True)
         yield f"/run/netns/{name}"
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import time
+
 from sysbox.fs.cgroupview import format_cpus, parse_cpus
 from sysbox.fs.nodes import File, host_read
 from sysbox.fs.registry import Container
 
 
+_online: tuple[float, list[int]] = (-1.0, [])
+ONLINE_TTL = 1.0  # seconds; CPU hotplug is rare, and uptime/stat/cpuinfo ask on every read
+
+
 def online_cpus() -> list[int]:
-    return parse_cpus(host_read("/sys/devices/system/cpu/online").decode())
+    """The host's online CPUs, re-read at most once a second."""
+    global _online
+    now = time.monotonic()
+    if now - _online[0] >= ONLINE_TTL:
+        _online = (now, parse_cpus(host_read("/sys/devices/system/cpu/online").decode()))
+    return list(_online[1])
 
 
 class Online(File):

@@ -26,13 +26,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from bench.stack import Stack  # noqa: E402
 from integration.cleanup import remove_tree  # noqa: E402
-from integration.daemons import Fs, Mgr  # noqa: E402
 from integration.dockerd import DockerDaemon  # noqa: E402
 from sysbox import images  # noqa: E402
 from sysbox.oci.bundle import write_bundle  # noqa: E402
 
-VENV_BIN = os.path.dirname(sys.executable)
 
 
 def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess]:
@@ -147,13 +146,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--density", type=int, default=50)
     args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="sysbox-bench-")
-    state = f"/run/sysbox-bench-{os.getpid()}"
-    os.makedirs(state, mode=0o711)
-    mgr, fs = Mgr(os.path.join(work, "mgr"), gc_interval=3600).start(), Fs(os.path.join(work, "fs")).start()
-    root = os.path.join(work, "runc-root")
-    sysbox = [os.path.join(VENV_BIN, "sysbox-runc"), "--mgr-socket", mgr.socket, "--fs-socket", fs.socket,
-              "--sysbox-state", state, "--root", root]
+    stack = Stack("lifecycle", gc_interval=3600)
+    work, root, sysbox, mgr, fs = stack.work, stack.root, stack.runtime, stack.mgr, stack.fs
     plain = {"runc": ["runc", "--root", root], "crun": ["crun", "--root", root] if shutil.which("crun") else None}
     bb = images.build("busybox")
     bundle = os.path.join(work, "bundle")
@@ -289,13 +283,7 @@ def main() -> int:
         rows += ["", "## docker run --rm local/busybox true, median ms", "", "| runc | sysbox-runc | ratio |",
                  "|---|---|---|", f"| {fmt(r[0], r[1])} | {fmt(s[0], s[1])} | {ratio(s[0], r[0])} |"]
     finally:
-        for cid in subprocess.run(["runc", "--root", root, "list", "-q"], capture_output=True, text=True).stdout.split():
-            subprocess.run(sysbox + ["delete", "-f", cid], capture_output=True)
-        while os.path.ismount(f"{overlay}/rootfs"):
-            subprocess.run(["umount", "-l", f"{overlay}/rootfs"])
-        fs.stop()
-        mgr.stop()
-        remove_tree(state, work)
+        stack.stop()  # also detaches the boot test's overlay, under the scratch dir
     head = [f"# sysbox-runc next to runc ({time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
             f"{os.cpu_count()} CPUs, {args.reps} repetitions)", ""]
     report = "\n".join(head + rows) + "\n"

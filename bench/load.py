@@ -13,18 +13,15 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from integration.cleanup import remove_tree  # noqa: E402
-from integration.daemons import Fs, Mgr  # noqa: E402
+from bench.stack import Stack  # noqa: E402
 from sysbox import images  # noqa: E402
 from sysbox.oci.bundle import write_bundle  # noqa: E402
 
-VENV_BIN = os.path.dirname(sys.executable)
 FILES = ["cpuinfo", "meminfo", "stat", "uptime", "swaps"]
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -58,23 +55,10 @@ def main() -> int:
     ap.add_argument("--containers", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
     args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="sysbox-load-")
-    os.chmod(work, 0o711)
-    state = f"/run/sysbox-load-{os.getpid()}"
-    os.makedirs(state, mode=0o711)
-    mgr, fs = Mgr(os.path.join(work, "mgr")).start(), Fs(os.path.join(work, "fs")).start()
-    lx_mnt = os.path.join(work, "lxcfs")
-    os.makedirs(lx_mnt)
-    lxcfs = subprocess.Popen(["lxcfs", lx_mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    root = os.path.join(work, "runc")
-    rt = [os.path.join(VENV_BIN, "sysbox-runc"), "--mgr-socket", mgr.socket, "--fs-socket", fs.socket,
-          "--sysbox-state", state, "--root", root]
+    stack = Stack("load", lxcfs=True)
+    work, root, rt, lx_mnt = stack.work, stack.root, stack.runtime, stack.lxcfs_mnt
     ids = [f"load-{i:02d}" for i in range(args.containers)]
     try:
-        for _ in range(100):
-            if os.path.ismount(lx_mnt):
-                break
-            time.sleep(0.05)
         bundle = os.path.join(work, "bundle")
         spec = write_bundle(bundle, images.build("busybox")["rootfs"], ["sleep", "3600"], readonly=True)
         spec["mounts"].append({"destination": "/lxcfs", "type": "bind", "source": lx_mnt, "options": ["rbind", "ro"]})
@@ -83,17 +67,10 @@ def main() -> int:
         for cid in ids:
             subprocess.run(rt + ["run", "-d", "--bundle", bundle, cid], check=True, stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL)
-        ours = poll_phase(root, ids, "", args.seconds, fs.proc.pid)
-        theirs = poll_phase(root, ids, "/lxcfs", args.seconds, lxcfs.pid)
+        ours = poll_phase(root, ids, "", args.seconds, stack.fs.proc.pid)
+        theirs = poll_phase(root, ids, "/lxcfs", args.seconds, stack.lxcfs.pid)
     finally:
-        for cid in ids:
-            subprocess.run(rt + ["delete", "--force", cid], capture_output=True)
-        lxcfs.terminate()
-        lxcfs.wait(10)
-        subprocess.run(["umount", "-l", lx_mnt], capture_output=True)
-        fs.stop()
-        mgr.stop()
-        remove_tree(state, work)
+        stack.stop()
     lines = [f"# CPU under polling load ({time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
              f"{os.cpu_count()} CPUs)", "",
              f"{args.containers} containers, each reading /proc/{{{','.join(FILES)}}} in a loop for "

@@ -17,19 +17,17 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from integration.daemons import Fs, Mgr  # noqa: E402  (the same daemon runners the tests use)
+from bench.stack import Stack  # noqa: E402
 from sysbox import images  # noqa: E402
 from sysbox.linux import syscalls as sc  # noqa: E402
 from sysbox.oci.bundle import write_bundle  # noqa: E402
 
 NODES = ["proc/uptime", "proc/meminfo", "proc/cpuinfo", "proc/sys/kernel/panic"]
-VENV_BIN = os.path.dirname(sys.executable)
 
 
 def time_reads(path: str, n: int) -> float:
@@ -104,21 +102,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=6)
     args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="sysbox-bench-")
-    state = f"/run/sysbox-bench-{os.getpid()}"
-    os.makedirs(state, mode=0o711)
-    mgr, fs = Mgr(os.path.join(work, "mgr")).start(), Fs(os.path.join(work, "fs")).start()
-    lxcfs_mnt = os.path.join(work, "lxcfs")
-    os.makedirs(lxcfs_mnt)
-    lxcfs = subprocess.Popen(["lxcfs", lxcfs_mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runtime = [os.path.join(VENV_BIN, "sysbox-runc"), "--mgr-socket", mgr.socket, "--fs-socket", fs.socket,
-               "--sysbox-state", state, "--root", os.path.join(work, "runc")]
+    stack = Stack("proc-read", lxcfs=True)
+    runtime, fs, lxcfs_mnt, work = stack.runtime, stack.fs, stack.lxcfs_mnt, stack.work
     cid = f"bench-{os.getpid()}"
     try:
-        for _ in range(100):
-            if os.path.ismount(lxcfs_mnt):
-                break
-            time.sleep(0.05)
         rootfs = images.build("busybox")["rootfs"]
         bundle = os.path.join(work, "bundle")
         write_bundle(bundle, rootfs, ["sleep", "3600"], readonly=True)
@@ -147,13 +134,7 @@ def main() -> int:
             ours_t = throughput(userns, os.path.join(fs.mountpoint, "proc/uptime"), readers, args.seconds)
             tput.append((readers, lx_t, ours_t))
     finally:
-        subprocess.run(runtime + ["delete", "--force", cid], capture_output=True)
-        lxcfs.terminate()
-        lxcfs.wait(10)
-        subprocess.run(["umount", "-l", lxcfs_mnt], capture_output=True)
-        fs.stop()
-        mgr.stop()
-        os.rmdir(state) if os.path.isdir(state) and not os.listdir(state) else None
+        stack.stop()
     lines = [f"# /proc read latency ({time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
              f"median of {args.reads} open+read+close in {args.rounds} interleaved rounds)", "",
              "| node | native us | lxcfs us | sysbox-fs us | sysbox-fs / lxcfs |", "|---|---|---|---|---|"]

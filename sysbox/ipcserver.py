@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import trio
 
+from sysbox.linux.proc import start_time  # noqa: F401 - re-exported (reconcile)
+
 from sysbox import ipc
 from sysbox.oci.spec import describe_error
 
@@ -63,16 +65,6 @@ class Service:
         except Exception as e:  # noqa: BLE001 - one bad request must never take the daemon down
             self.log.exception("internal error handling a request")
             return {"ok": False, "error": f"internal error: {type(e).__name__}: {e}", "code": "internal"}
-
-
-def start_time(pid: int) -> int | None:
-    """The process start time in clock ticks (field 22 of /proc/<pid>/stat), None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rindex(b")") + 2:].split()[19])
 
 
 def peer_of(sock: trio.socket.SocketType) -> Peer:

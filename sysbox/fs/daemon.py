@@ -15,12 +15,12 @@ from sysbox import __version__, ipcserver
 from sysbox.fs.fuse import SysboxFS
 from sysbox.fs.nodes import proc_loadavg
 from sysbox.fs.protocol import REQUESTS
-from sysbox.fs.recovery import Records, reattach, recover, start_ticks
+from sysbox.fs.recovery import Records, reattach, recover
 from sysbox.fs.registry import Registry
 from sysbox.fs.trap.listener import Trap
 from sysbox.ipcserver import Peer, RequestError
-from sysbox.linux import mountinfo
-from sysbox.linux import syscalls as sc
+from sysbox.linux.proc import start_time
+from sysbox.linux.tree import detach_all
 
 log = logging.getLogger("sysbox-fs")
 
@@ -62,7 +62,7 @@ class FsService(ipcserver.Service):
         try:  # for a restarted sysbox-fs (recovery.py)
             self.records.save(req["id"], {"id": req["id"], "pid": req["pid"], "uid": req["uid"], "gid": req["gid"],
                                           "size": req["size"], "masked": req.get("masked") or [],
-                                          "start": start_ticks(req["pid"])})
+                                          "start": start_time(req["pid"])})
         except (OSError, ValueError) as e:
             log.warning("could not record %s for recovery: %s", req["id"], e)
         if req.get("instance") not in (None, self.instance):
@@ -83,9 +83,8 @@ class FsService(ipcserver.Service):
 
 def _unmount_stale(mountpoint: str) -> None:
     """A previous sysbox-fs that died leaves its mount behind ("Transport endpoint is not connected")."""
-    while mountinfo.at(mountpoint) is not None:
-        log.warning("unmounting stale mount at %s", mountpoint)
-        sc.umount2(mountpoint, sc.MNT_DETACH)
+    if detach_all(mountpoint):
+        log.warning("unmounted a stale mount at %s", mountpoint)
 
 
 async def sample_load(registry: Registry) -> None:

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from sysbox.fs.mounts import MOUNTS
+from sysbox.linux.proc import start_time
 
 log = logging.getLogger("sysbox-fs")
 
@@ -60,15 +61,6 @@ class Records:
         return out
 
 
-def start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rindex(b")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 FSTYPE = "fuse.sysboxfs"
 
 
@@ -95,7 +87,7 @@ def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]
     recovered = dropped = 0
     for rec in records.load():
         cid, pid = rec.get("id"), rec.get("pid")
-        if not isinstance(cid, str) or not isinstance(pid, int) or start_ticks(pid) != rec.get("start"):
+        if not isinstance(cid, str) or not isinstance(pid, int) or start_time(pid) != rec.get("start"):
             records.drop(str(cid))
             dropped += 1
             continue
@@ -118,8 +110,7 @@ def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]
 def _sweep_sysfs(registry: Any) -> None:
     """Unmount the per-container sysfs mounts a killed sysbox-fs left for containers that are
     gone (deleted while no sysbox-fs ran to hear of it)."""
-    from sysbox.linux import mountinfo
-    from sysbox.linux import syscalls as sc
+    from sysbox.linux.tree import detach_all
 
     base = os.path.join(registry.state_dir or "", "sysfs")
     try:
@@ -131,8 +122,7 @@ def _sweep_sysfs(registry: Any) -> None:
             continue
         path = os.path.join(base, name)
         try:
-            while mountinfo.at(path) is not None:
-                sc.umount2(path, sc.MNT_DETACH)
+            detach_all(path)
             os.rmdir(path)
         except OSError as e:
             log.warning("could not remove stale %s: %s", path, e)

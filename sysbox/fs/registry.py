@@ -71,10 +71,13 @@ class Container:
                 "uptime": round(self.uptime(), 2), "sysctl_writes": len(self.sysctl) + len(self.files)}
 
 
-def _start_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return int(data[data.rindex(b")") + 2:].split()[19])
+def _started(pid: int) -> int:
+    from sysbox.linux.proc import start_time
+
+    ticks = start_time(pid)
+    if ticks is None:
+        raise FileNotFoundError(f"/proc/{pid}/stat")
+    return ticks
 
 
 class Registry:
@@ -94,7 +97,7 @@ class Registry:
         try:
             for ns in ("net", "ipc", "uts"):
                 fds[ns] = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-            c = Container(cid, pid, uid, gid, size, userns, _start_ticks(pid) / CLK_TCK, fds,
+            c = Container(cid, pid, uid, gid, size, userns, _started(pid) / CLK_TCK, fds,
                           cgroupview.CgroupView.of(pid), masked=list(masked or []))
         except BaseException:
             for fd in fds.values():
@@ -118,10 +121,9 @@ class Registry:
 
         path = os.path.join(self.state_dir or "", "sysfs", c.id)
         os.makedirs(path, mode=0o700, exist_ok=True)
-        from sysbox.linux import mountinfo
+        from sysbox.linux.tree import detach_all
 
-        while mountinfo.at(path) is not None:  # left by a sysbox-fs that was killed: not stacked again
-            sc.umount2(path, sc.MNT_DETACH)
+        detach_all(path)  # one left by a sysbox-fs that was killed: not stacked again
         in_namespaces(c, ("net",), lambda: sc.mount("sysfs", path, "sysfs", 1 | 2 | 4 | 8))  # ro,nosuid,nodev,noexec
         return path
 

@@ -17,16 +17,10 @@ import logging
 import sys
 import time
 
+from sysbox.linux.proc import start_time
+
 log = logging.getLogger("sysbox-fs-watchdog")
 MNT_FORCE = 1
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
 
 
 def _ping(socket: str, timeout: float) -> bool:
@@ -50,17 +44,17 @@ def abort(mountpoint: str) -> None:
 
 
 def watch(pid: int, socket: str, mountpoint: str, timeout: float) -> int:
-    started = _start_time(pid)
+    started = start_time(pid)
     interval = max(0.2, timeout / 4)
     last_ok = time.monotonic()
     while True:
         time.sleep(interval)
-        if _start_time(pid) != started:
+        if start_time(pid) != started:
             return 0  # the daemon is gone: so is its mount, nothing to guard
         if _ping(socket, interval):
             last_ok = time.monotonic()
             continue
-        if time.monotonic() - last_ok >= timeout and _start_time(pid) == started:
+        if time.monotonic() - last_ok >= timeout and start_time(pid) == started:
             log.error("sysbox-fs (pid %d) has not answered for %.1f s: aborting its FUSE connection at %s so "
                       "that container reads fail (ENOTCONN) instead of hanging", pid, timeout, mountpoint)
             abort(mountpoint)

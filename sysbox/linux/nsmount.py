@@ -13,9 +13,8 @@ import os
 
 from sysbox.linux import syscalls as sc
 
-CLONE_NEWIPC = 0x08000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (CLONE_NEWIPC, "mqueue")}
+KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (sc.CLONE_NEWIPC, "mqueue")}
 
 
 def _in_child(ns_path: str, nstype: int, action) -> int:

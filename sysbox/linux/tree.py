@@ -6,6 +6,17 @@ import os
 import shutil
 
 from sysbox.errors import SysboxError
+from sysbox.linux import mountinfo
+from sysbox.linux import syscalls as sc
+
+
+def detach_all(path: str) -> int:
+    """Lazily unmount every mount stacked at `path`; returns how many there were."""
+    n = 0
+    while mountinfo.at(path) is not None:
+        sc.umount2(path, sc.MNT_DETACH)
+        n += 1
+    return n
 
 
 class BusyError(SysboxError):

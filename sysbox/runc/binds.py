@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from sysbox.linux import idmap, mountinfo
-from sysbox.linux import syscalls as sc
 from sysbox.runc.transform.mounts import is_bind
 
 _SKIP_PREFIXES = ("/dev/", "/proc/", "/sys/")
@@ -98,7 +97,8 @@ def _remove_point(point: str) -> None:
 
 
 def teardown(points: list[str]) -> None:
+    from sysbox.linux.tree import detach_all
+
     for point in points:
-        while mountinfo.at(point) is not None:
-            sc.umount2(point, sc.MNT_DETACH)
+        detach_all(point)
         _remove_point(point)

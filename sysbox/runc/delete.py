@@ -21,12 +21,11 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
     failing step does not stop the others: the manager is told even if an unmount failed.
     """
     errors: list[BaseException] = []
+    from sysbox.linux.tree import detach_all
+
     for path in meta.get("ns_mounts") or []:  # sysfs/mqueue we mounted for joined namespaces
         try:
-            from sysbox.linux import mountinfo, syscalls
-
-            while mountinfo.at(path) is not None:
-                syscalls.umount2(path, syscalls.MNT_DETACH)
+            detach_all(path)
         except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran
             errors.append(e)
     rec = meta.get("rootfs")
@@ -43,10 +42,7 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
 
             rootfs.teardown(rec)
         elif rec:
-            from sysbox.linux import mountinfo, syscalls
-
-            while mountinfo.at(rec["target"]) is not None:
-                syscalls.umount2(rec["target"], syscalls.MNT_DETACH)
+            detach_all(rec["target"])
     except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran
         errors.append(e)
     if meta.get("fs"):

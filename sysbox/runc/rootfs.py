@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 from sysbox.errors import SysboxError
 from sysbox.linux import idmap, mountinfo, shift
 from sysbox.linux import syscalls as sc
-from sysbox.linux.tree import remove_path
+from sysbox.linux.tree import detach_all, remove_path
 
 MS_BIND = 4096
 MS_REC = 16384
@@ -164,8 +164,7 @@ def teardown(rec: dict[str, Any]) -> None:
         point = rec["point"]
         if rec.get("point_bound"):
             _umount(point)
-        while _mounted_at(target):
-            _umount(target)
+        detach_all(target)
         if rec.get("upper_shifted"):
             shift.unshift_tree(rec["upper"], rec["uid"], rec["gid"], rec["size"])
         if rec.get("work"):
@@ -175,7 +174,6 @@ def teardown(rec: dict[str, Any]) -> None:
             _clear_volatile_mark(rec["orig_base"], data)
             _mount_relative(rec["orig_base"], point, data)
         return
-    while _mounted_at(target):
-        _umount(target)
+    detach_all(target)
     if mode == "chown":
         shift.unshift_tree(rec["rootfs"], rec["uid"], rec["gid"], rec["size"])

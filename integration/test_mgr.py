@@ -353,3 +353,29 @@ def test_help_documents_every_flag():
     for flag in ("--socket", "--data-root", "--db", "--pid-file", "--subuid-file", "--subgid-file",
                  "--subid-user", "--gc-interval", "--log", "--log-level"):
         assert flag in out.stdout
+
+
+def test_keep_from_register_covers_the_gap_before_unregister(mgr_factory, tmp_path):
+    """Docker's stop: runc deletes its state, and only then does sysbox-runc say `keep`.  A GC
+    pass in between must not take the special dirs (found as a flaky inner-Docker test)."""
+    m = mgr_factory(gc_interval=0.5).start()
+    layer = tmp_path / "layer"
+    (layer / "merged").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    m.call("register", id="docker-ctr", rootfs=str(layer / "merged"), special_dirs=["docker"], keep=True)
+    m.call("update", id="docker-ctr", pid=dead.pid, state="running")  # init gone, no runtime state
+    m.call("register", id="plain-ctr", rootfs=str(layer / "merged"), special_dirs=["docker"])
+    m.call("update", id="plain-ctr", pid=dead.pid, state="running")
+    deadline = time.monotonic() + 10
+    while "plain-ctr" in {c["id"] for c in m.call("status")["containers"]} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ids = {c["id"] for c in m.call("status")["containers"]}
+    assert "plain-ctr" not in ids  # the GC ran
+    assert "docker-ctr" in ids and os.path.isdir(os.path.join(m.data_root, "docker", "docker-ctr"))
+    (layer / "merged").rmdir()
+    layer.rmdir()  # docker rm: the layer dir goes, and so does the container
+    deadline = time.monotonic() + 10
+    while "docker-ctr" in {c["id"] for c in m.call("status")["containers"]} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "docker-ctr" not in {c["id"] for c in m.call("status")["containers"]}

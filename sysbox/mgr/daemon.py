@@ -108,7 +108,7 @@ class Manager(ipcserver.Service):
             if c is None:
                 try:
                     c = self.store.allocate(self.cfg.pool, cid, rootfs, req.get("runtime_root"), kinds,
-                                            peer, req.get("mappings"))
+                                            peer, req.get("mappings"), keep=bool(req.get("keep")))
                 except allocator.Exhausted as e:
                     raise RequestError(str(e), "exhausted") from None
                 except allocator.Conflict as e:
@@ -121,7 +121,7 @@ class Manager(ipcserver.Service):
                                        f"{c.size}; unregister it before changing its mapping", "conflict")
                 for kind in set(c.special_dirs) - set(kinds):
                     specialdirs.remove(self.cfg.data_root, kind, cid)
-                self.store.reregister(cid, rootfs, req.get("runtime_root"), kinds, peer)
+                self.store.reregister(cid, rootfs, req.get("runtime_root"), kinds, peer, keep=bool(req.get("keep")))
                 c = self.store.get(cid)
                 assert c is not None
                 log.info("re-registered %s: keeps uid %d gid %d", cid, c.uid, c.gid)

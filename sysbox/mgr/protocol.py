@@ -11,12 +11,15 @@ conflict, exhausted (no free id range), internal.
 Operations
 ----------
 ping        {}                                     -> {version, pid}
-register    {id, rootfs, special_dirs?, runtime_root?, mappings?}
+register    {id, rootfs, special_dirs?, runtime_root?, mappings?, keep?}
             -> {uid, gid, size, restarted, special_dirs: [{kind, source, destination}]}
             Allocates an exclusive uid and gid range for the container (or, with
             `mappings` {uid, gid, size}, records that caller-chosen range if it overlaps no
             other container's) and creates its special dirs.  Registering an id that is already
             known (a stopped container started again) returns its existing range and dirs.
+            keep=true: a container whose stop is not its end (Docker/containerd): from the
+            start it is kept, like `unregister keep`, while its rootfs's parent exists - also in
+            the moment between runc deleting its state and sysbox-runc's unregister.
 update      {id, pid?, state?}                     -> {}
             Records the container's init pid (used to tell live containers from vanished
             ones) and its state: created, running, paused, stopped.
@@ -74,6 +77,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "mappings": {"type": "object", "additionalProperties": False, "required": ["uid", "gid", "size"],
                      "properties": {"uid": {**_U32, "minimum": 1}, "gid": {**_U32, "minimum": 1},
                                     "size": {"type": "integer", "minimum": 65536, "maximum": 16777216}}},
+        "keep": {"type": "boolean"},
     }, ("id", "rootfs")),
     "update": _op("update", {"id": _ID, "pid": {"type": "integer", "minimum": 1, "maximum": 4194304},
                              "state": {"enum": list(STATES)}}, ("id",)),

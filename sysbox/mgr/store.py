@@ -90,7 +90,7 @@ class Store:
 
     def allocate(self, pool: allocator.Pool, cid: str, rootfs: str, runtime_root: str | None,
                  kinds: list[str], client: tuple[int | None, int | None],
-                 mappings: dict[str, int] | None = None) -> Container:
+                 mappings: dict[str, int] | None = None, keep: bool = False) -> Container:
         """Insert a new container with a free range, atomically and durably."""
         now = time.time()
         self.db.execute("BEGIN IMMEDIATE")
@@ -111,10 +111,10 @@ class Store:
                 (uid, gid), size = pool.slot_range(slot), allocator.SLOT
             self.db.execute(
                 "INSERT INTO containers (id, slot, uid, gid, size, rootfs, runtime_root, special_dirs,"
-                " client_pid, client_start, state, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, ?)",
+                " client_pid, client_start, state, keep, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, ?, ?)",
                 (cid, slot, uid, gid, size, rootfs, runtime_root, json.dumps(kinds), client[0], client[1],
-                 now, now))
+                 int(keep), now, now))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -124,12 +124,12 @@ class Store:
         return c
 
     def reregister(self, cid: str, rootfs: str, runtime_root: str | None, kinds: list[str],
-                   client: tuple[int | None, int | None]) -> None:
+                   client: tuple[int | None, int | None], keep: bool = False) -> None:
         self.db.execute(
             "UPDATE containers SET rootfs = ?, runtime_root = ?, special_dirs = ?, client_pid = ?,"
-            " client_start = ?, state = 'registered', keep = 0, pid = NULL, pid_start = NULL,"
+            " client_start = ?, state = 'registered', keep = ?, pid = NULL, pid_start = NULL,"
             " updated = ? WHERE id = ?",
-            (rootfs, runtime_root, json.dumps(kinds), client[0], client[1], time.time(), cid))
+            (rootfs, runtime_root, json.dumps(kinds), client[0], client[1], int(keep), time.time(), cid))
 
     def update(self, cid: str, **fields: Any) -> None:
         if not fields:

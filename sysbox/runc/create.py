@@ -156,6 +156,8 @@ def create(inv: Invocation, runtime: str) -> int:
                                     "runtime_root": state.runc_root(inv.globals)}
             if requested:
                 args["mappings"] = requested
+            if meta["keep"]:  # kept from the start: runc's delete and our unregister are not atomic
+                args["keep"] = True
             with Client(meta["mgr_socket"]) as client:
                 reg = client.call("register", **args)
             meta["registered"] = True

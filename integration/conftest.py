@@ -73,6 +73,38 @@ def worker_index() -> int:
     return int(name[2:]) if name[2:].isdigit() else 0
 
 
+def device_nodes() -> dict[str, tuple[int, int, int]]:
+    """(uid, gid, mode) of every char/block device node under /dev (ptys, which tests open and
+    close, left out: they come and go with their owners)."""
+    import stat as st_
+
+    out = {}
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        if dirpath.startswith(("/dev/pts", "/dev/shm", "/dev/mqueue")):
+            dirnames[:] = []
+            continue
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                s = os.lstat(path)
+            except OSError:
+                continue
+            if st_.S_ISCHR(s.st_mode) or st_.S_ISBLK(s.st_mode):
+                out[path] = (s.st_uid, s.st_gid, s.st_mode)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_devices_unchanged():
+    """Fails the run if any host device node changed owner or mode while the suite ran: a
+    runtime must never re-own a host device (a chown walk, a stdio chown, a bind)."""
+    before = device_nodes()
+    yield
+    after = device_nodes()
+    changed = {p: (before[p], after[p]) for p in before.keys() & after.keys() if before[p] != after[p]}
+    assert not changed, f"host device nodes changed (uid, gid, mode before -> after): {changed}"
+
+
 @pytest.fixture(scope="session")
 def session_mgr(tmp_path_factory):
     """One real sysbox-mgr per xdist worker, with a pool no other worker's manager shares."""
@@ -200,3 +232,4 @@ def state(runtime: str, root: str, cid: str) -> dict:
     out = run([runtime, "--root", root, "state", cid])
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+

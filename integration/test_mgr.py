@@ -83,15 +83,28 @@ def test_exhaustion_names_the_subuid_file(mgr_factory, tmp_path):
 
 def test_caller_chosen_mappings(mgr, tmp_path):
     r = mgr.call("register", id="a", rootfs=str(tmp_path))
-    custom = {"uid": 500000, "gid": 500000, "size": 65536}
-    assert mgr.call("register", id="own", rootfs=str(tmp_path), mappings=custom)["uid"] == 500000
+    own = POOL_START + 100 * 65536 + 12345  # inside the pool, not on a slot boundary
+    custom = {"uid": own, "gid": own, "size": 65536}
+    assert mgr.call("register", id="own", rootfs=str(tmp_path), mappings=custom)["uid"] == own
     with pytest.raises(IPCError) as e:
         mgr.call("register", id="clash", rootfs=str(tmp_path),
-                 mappings={"uid": r["uid"] + 10, "gid": 900000, "size": 65536})
+                 mappings={"uid": r["uid"] + 10, "gid": POOL_START + 300 * 65536, "size": 65536})
     assert e.value.code == "conflict" and "overlaps" in str(e.value)
     with pytest.raises(IPCError):
         mgr.call("register", id="clash2", rootfs=str(tmp_path),
-                 mappings={"uid": 9000000, "gid": 530000, "size": 65536})
+                 mappings={"uid": POOL_START + 400 * 65536, "gid": own + 10, "size": 65536})
+    assert "a" in {c["id"] for c in mgr.call("status")["containers"]}
+
+
+@pytest.mark.parametrize("uid,gid,size", [(1, POOL_START, 65536), (1000, POOL_START, 16 << 20),
+                                          (POOL_START - 10, POOL_START, 65536), (POOL_START, 1000, 65536),
+                                          (POOL_START + 4095 * 65536 + 1, POOL_START, 65536)])
+def test_caller_mappings_outside_the_pool_are_refused(mgr, tmp_path, uid, gid, size):
+    """Host users' ids (1, 1000, 65534, ...) can never be mapped into a container."""
+    with pytest.raises(IPCError) as e:
+        mgr.call("register", id="thief", rootfs=str(tmp_path), mappings={"uid": uid, "gid": gid, "size": size})
+    assert e.value.code == "outside-pool" and "outside the sysbox entry" in str(e.value)
+    assert mgr.call("status")["containers"] == []
 
 
 @pytest.mark.slow

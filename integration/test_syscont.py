@@ -178,12 +178,14 @@ def test_refusals_leave_nothing(make_bundle, rt, cid, edit, expect):
 
 
 def test_spec_mappings_are_honoured_unless_they_overlap(make_bundle, rt, cid):
-    own = 1 << 30
+    pool = rt.mgr.call("status")["pool"]
+    own = pool["uid_start"] + (pool["slots"] - 3) * 65536  # inside the pool, far from the slots in use
     bundle = make_bundle(["sleep", "300"])
     path = os.path.join(bundle, "config.json")
     spec = json.load(open(path))
     spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": own, "size": 65536}]
-    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": own, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": pool["gid_start"] - pool["uid_start"] + own,
+                                     "size": 65536}]
     json.dump(spec, open(path, "w"))
     assert rt("run", "-d", "--bundle", bundle, cid).returncode == 0
     assert uid_map_of(rt, cid) == [0, own, 65536]

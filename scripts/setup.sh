@@ -6,7 +6,7 @@ VENV=${VENV:-$PWD/.venv}
 IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
 # System packages: runtime needs, FUSE build deps, image builders, lxcfs and crun for the benchmarks,
 # and Debian's containerd + dockerd, which the Docker tests start themselves (no systemd needed).
-APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc python3 python3-venv python3-dev uidmap
+APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc libc6-dev python3 python3-venv python3-dev uidmap
               debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs iproute2 util-linux
               docker.io containerd crun podman conmon skopeo umoci containernetworking-plugins
               vagrant vagrant-libvirt)

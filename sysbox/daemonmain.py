@@ -33,12 +33,26 @@ def lock_pid_file(path: str, name: str) -> int:
     return fd
 
 
+def raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: every container holds fds in a daemon.  At the
+    limit a daemon refuses new work with an error; it never exits for lack of fds."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def run_daemon(name: str, pid_file: str, body: Callable[[], int]) -> int:
     """Refuse non-root, hold the pid file while body() runs, remove it afterwards."""
     if os.geteuid() != 0:
         print(f"{name}: must run as root", file=sys.stderr)
         return 1
     fd = lock_pid_file(pid_file, name)
+    raise_fd_limit()
     try:
         return body()
     finally:

@@ -58,7 +58,8 @@ def format_cpus(cpus: list[int]) -> str:
 
 
 MISSING_TTL = 5.0  # seconds an absent cgroup file is taken as absent before looking again
-CPUS_TTL = 1.0  # seconds a container's CPU set (cpuset cut to quota) is reused between reads
+CPUS_TTL = 1.0
+MAX_TASK_DIRS = 2048  # cgroups sampled for loadavg per container and interval  # seconds a container's CPU set (cpuset cut to quota) is reused between reads
 
 
 @dataclass
@@ -200,11 +201,24 @@ class CgroupView:
         return out
 
     # -- tasks (loadavg) -------------------------------------------------------------------------
-    def task_dirs(self) -> list[str]:
+    def task_dirs(self, limit: int = MAX_TASK_DIRS) -> list[str]:
+        """The container's cgroup and its descendants, breadth first, at most `limit` of them.
+        The container creates the tree: an iterative walk with a bound, so no depth or width
+        it builds can exhaust the stack or hold the sampler (a deeper tree is sampled in part)."""
         d = self.dirs.get("pids") or self.dirs.get("cpu") or self.dirs.get("unified")
         if not d:
             return []
-        return [dp for dp, _, _ in os.walk(d)]
+        out, queue = [], [d]
+        while queue and len(out) < limit:
+            cur = queue.pop(0)
+            out.append(cur)
+            try:
+                with os.scandir(cur) as it:
+                    queue.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+            except OSError:
+                continue
+            del queue[limit:]
+        return out
 
     def io(self) -> dict[str, dict[str, int]]:
         """Per device 'maj:min': rios, wios, rbytes, wbytes."""

@@ -41,6 +41,7 @@ class FsService(ipcserver.Service):
         super().__init__()
         self.registry, self.cfg, self.trap, self.records = registry, cfg, trap, records
         self.instance = uuid.uuid4().hex  # which sysbox-fs a create saw: see op_register
+        self.ops: SysboxFS | None = None  # the FUSE operations, for per-container inode cleanup
 
     async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"version": __version__, "pid": os.getpid(), "mountpoint": self.cfg.mountpoint,
@@ -52,7 +53,8 @@ class FsService(ipcserver.Service):
 
     async def op_register(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         try:
-            self.registry.add(req["id"], req["pid"], req["uid"], req["gid"], req["size"], req.get("masked"))
+            c = self.registry.add(req["id"], req["pid"], req["uid"], req["gid"], req["size"], req.get("masked"),
+                                  req.get("immutable"))
         except FileNotFoundError:
             raise RequestError(f"register: pid {req['pid']} does not exist", "not-found") from None
         except (OSError, ValueError) as e:
@@ -62,19 +64,24 @@ class FsService(ipcserver.Service):
         try:  # for a restarted sysbox-fs (recovery.py)
             self.records.save(req["id"], {"id": req["id"], "pid": req["pid"], "uid": req["uid"], "gid": req["gid"],
                                           "size": req["size"], "masked": req.get("masked") or [],
+                                          "immutable": req.get("immutable") or [],
                                           "start": start_time(req["pid"])})
         except (OSError, ValueError) as e:
             log.warning("could not record %s for recovery: %s", req["id"], e)
         if req.get("instance") not in (None, self.instance):
             # the spec bound the mount of a sysbox-fs that has died since: attach ours on top
             failed = await trio.to_thread.run_sync(reattach, self.cfg.mountpoint, req["pid"])
+            c.forget_mounts()
             log.info("re-attached %s, created under a previous sysbox-fs%s", req["id"],
                      f" (failed: {'; '.join(failed)})" if failed else "")
         log.info("registered %s (pid %d, uid %d)", req["id"], req["pid"], req["uid"])
         return {}
 
     async def op_unregister(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        c = self.registry.by_id.get(req["id"])
         removed = self.registry.remove(req["id"])
+        if c is not None and self.ops is not None:
+            self.ops.forget_owner(c.userns)
         self.records.drop(str(req["id"]))
         if removed:
             log.info("unregistered %s", req["id"])
@@ -88,10 +95,19 @@ def _unmount_stale(mountpoint: str) -> None:
 
 
 async def sample_load(registry: Registry) -> None:
+    """Every INTERVAL, each container's load, in a worker thread (its cgroup tree is the
+    container's to shape), one container at a time; a failure is that container's alone."""
+    failing: set[str] = set()
     while True:
         await trio.sleep(proc_loadavg.INTERVAL)
         for c in list(registry.by_id.values()):
-            proc_loadavg.sample(c)
+            try:
+                await trio.to_thread.run_sync(proc_loadavg.sample, c)
+                failing.discard(c.id)
+            except Exception as e:  # noqa: BLE001 - one container's tree never stops the daemon
+                if c.id not in failing:
+                    log.warning("loadavg of %s: %s: %s (sampling goes on)", c.id, type(e).__name__, e)
+                    failing.add(c.id)
 
 
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -100,11 +116,13 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
     os.makedirs(cfg.mountpoint, mode=0o755, exist_ok=True)
     options = set(pyfuse3.default_options) - {"default_permissions"}
     options |= {"fsname=sysboxfs", "subtype=sysboxfs", "allow_other", "nosuid", "nodev", "noexec"}
-    pyfuse3.init(SysboxFS(registry), cfg.mountpoint, options)
+    ops = SysboxFS(registry)
+    pyfuse3.init(ops, cfg.mountpoint, options)
     listener = await ipcserver.listen(cfg.socket)
     trap = Trap(registry, cfg.mountpoint)
     records = Records(cfg.state_dir)
     service = FsService(registry, cfg, trap, records)
+    service.ops = ops
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(ipcserver.stop_on_signal, nursery.cancel_scope, log)

@@ -10,6 +10,11 @@ they show as nobody (a known difference from Sysbox, which runs one mount per co
 exchange, attributes are identical for every caller and the kernel may cache them, which is
 what keeps a read near lxcfs's cost.  Write permission is enforced here, not by mode bits: only
 the container's root may write, and only where the node allows it.
+
+Permissions are checked in open() as the kernel checks a file's mode: the owner's, group's or
+others' bits for the caller's (host) uid and gid against the node's owner - the container's
+root for emulated files, the real owner for mirrored ones (host root for a host knob, so a
+0600 host file is unreadable from any container, as through a raw procfs).
 """
 
 from __future__ import annotations
@@ -32,15 +37,35 @@ NS_TIMEOUT = 0.0  # /proc/sys/net: each network namespace has its own interfaces
 
 
 class Handle:
-    __slots__ = ("path", "container", "data", "entries", "writable")
+    __slots__ = ("path", "container", "data", "entries", "writable", "inode")
 
     def __init__(self, path: str, container: Container | None, data: bytes = b"",
-                 entries: list[tuple[str, bool]] | None = None, writable: bool = False) -> None:
+                 entries: list[tuple[str, bool]] | None = None, writable: bool = False, inode: int = 0) -> None:
         self.path, self.container, self.data, self.entries, self.writable = path, container, data, entries, writable
+        self.inode = inode
+
+
+def per_container(path: str) -> bool:
+    """Paths below /proc/sys get an inode per container: a truncating write (`echo v > knob`)
+    changes the kernel's cached size of the inode it writes, and with one inode for everyone a
+    reader in another container would see that size (a truncated or NUL-padded value).  The
+    /proc/sys mount root itself is shared (sysbox-runc binds it); its children are looked up
+    for each caller (entry timeout 0), so every container resolves to its own inodes."""
+    return path.startswith("proc/sys/")
 
 
 def _fail(err: int) -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(err)
+
+
+def allowed(st: nodes.Stat, c: Container, uid: int, gid: int, read: bool, write: bool) -> bool:
+    """The kernel's mode check (without supplementary groups or capabilities, which can only
+    widen it for a container's own files): the caller's class picks the bits that apply."""
+    owner = c.uid if st.uid is None else st.uid
+    group = c.gid if st.gid is None else st.gid
+    shift = 6 if uid == owner else 3 if gid == group else 0
+    need = (4 if read else 0) | (2 if write else 0)
+    return (st.mode >> shift) & need == need
 
 
 class SysboxFS(pyfuse3.Operations):
@@ -50,7 +75,11 @@ class SysboxFS(pyfuse3.Operations):
         super().__init__()
         self.registry = registry
         self.paths: dict[int, str] = {pyfuse3.ROOT_INODE: ""}
-        self.inodes: dict[str, int] = {"": pyfuse3.ROOT_INODE}
+        # (owner, path) -> inode; owner: the container's user namespace inode for per_container
+        # paths, else 0
+        self.inodes: dict[tuple[int, str], int] = {(0, ""): pyfuse3.ROOT_INODE}
+        self.owners: dict[int, int] = {}  # inode -> owner, for per-container inodes
+        self.next_ino = pyfuse3.ROOT_INODE + 1
         self.handles: dict[int, Handle] = {}
         self.next_fh = 1
         self.dirs = self._static_dirs()
@@ -88,19 +117,29 @@ class SysboxFS(pyfuse3.Operations):
             return nodes.Stat(True, 0o555)
         raise _fail(errno.ENOENT)
 
-    def _inode(self, path: str) -> int:
-        ino = self.inodes.get(path)
+    def _inode(self, path: str, c: Container | None) -> int:
+        owner = c.userns if c is not None and per_container(path) else 0
+        ino = self.inodes.get((owner, path))
         if ino is None:
-            ino = len(self.paths) + 1
-            while ino in self.paths:
-                ino += 1
-            self.inodes[path] = ino
+            ino = self.next_ino
+            self.next_ino += 1
+            self.inodes[(owner, path)] = ino
             self.paths[ino] = path
+            if owner:
+                self.owners[ino] = owner
         return ino
 
-    def _attrs(self, path: str, st: nodes.Stat) -> pyfuse3.EntryAttributes:
+    def forget_owner(self, owner: int) -> int:
+        """Drop the per-container inodes of a container that is gone; returns how many."""
+        gone = [ino for ino, o in self.owners.items() if o == owner]
+        for ino in gone:
+            del self.inodes[(owner, self.paths.pop(ino))]
+            del self.owners[ino]
+        return len(gone)
+
+    def _attrs(self, path: str, st: nodes.Stat, c: Container | None) -> pyfuse3.EntryAttributes:
         a = pyfuse3.EntryAttributes()
-        a.st_ino = self._inode(path)
+        a.st_ino = self._inode(path, c)
         if st.is_link:
             a.st_mode = stat.S_IFLNK | 0o777
         else:
@@ -111,7 +150,8 @@ class SysboxFS(pyfuse3.Operations):
         a.st_blksize = 4096
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.started_ns
         timeout = NS_TIMEOUT if path == "proc/sys/net" or path.startswith("proc/sys/net/") else TIMEOUT
-        a.entry_timeout = a.attr_timeout = timeout
+        a.attr_timeout = timeout
+        a.entry_timeout = 0.0 if per_container(path) else timeout
         return a
 
     def _path(self, inode: int) -> str:
@@ -127,11 +167,13 @@ class SysboxFS(pyfuse3.Operations):
         if name in (".", ".."):
             raise _fail(errno.ENOENT)
         path = f"{parent}/{name}" if parent else name
-        return self._attrs(path, await self._stat(path, self.registry.caller(ctx.pid)))
+        c = self.registry.caller(ctx.pid)
+        return self._attrs(path, await self._stat(path, c), c)
 
     async def getattr(self, inode, ctx):
         path = self._path(inode)
-        return self._attrs(path, await self._stat(path, self.registry.caller(ctx.pid)))
+        c = self.registry.caller(ctx.pid)
+        return self._attrs(path, await self._stat(path, c), c)
 
     async def setattr(self, inode, attr, fields, fh, ctx):
         # `echo 1 > knob` opens with O_TRUNC: the truncate is a no-op, the write carries the value
@@ -179,7 +221,7 @@ class SysboxFS(pyfuse3.Operations):
         for i in range(start_id, len(h.entries)):
             name, is_dir = h.entries[i]
             path = f"{h.path}/{name}" if h.path else name
-            attrs = self._attrs(path, nodes.Stat(is_dir, 0o555 if is_dir else 0o444))
+            attrs = self._attrs(path, nodes.Stat(is_dir, 0o555 if is_dir else 0o444), h.container)
             if not pyfuse3.readdir_reply(token, os.fsencode(name), attrs, i + 1):
                 return
 
@@ -193,14 +235,12 @@ class SysboxFS(pyfuse3.Operations):
             raise _fail(errno.EACCES)  # not a registered container: nothing to show
         accmode = flags & os.O_ACCMODE
         want_write = accmode in (os.O_WRONLY, os.O_RDWR)
-        if want_write:
-            st = await self._stat(path, c)
-            if not st.mode & 0o200 or ctx.uid != c.uid:
-                raise _fail(errno.EACCES)
+        if not allowed(await self._stat(path, c), c, ctx.uid, ctx.gid, accmode != os.O_WRONLY, want_write):
+            raise _fail(errno.EACCES)
         data = b""
         if accmode != os.O_WRONLY:
             data = await self._read(path, c)
-        fh = self._new_handle(Handle(path, c, data=data, writable=want_write))
+        fh = self._new_handle(Handle(path, c, data=data, writable=want_write, inode=inode))
         return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
 
     async def _read(self, path: str, c: Container) -> bytes:
@@ -245,7 +285,7 @@ class SysboxFS(pyfuse3.Operations):
             # In a worker thread: notify_store writes into the page cache and waits for its page
             # lock, which another reader of this file may hold while it waits for *us* - called
             # from this (the only request-serving) thread it deadlocked the daemon under load.
-            ino = self.inodes[h.path]
+            ino = h.inode
 
             def restore() -> None:
                 pyfuse3.notify_store(ino, nodes.Stat(False, 0).size - 1, b"\n")

@@ -1,8 +1,10 @@
 """sysbox-fs's control protocol: JSON lines over a root-only unix socket (see sysbox.ipc).
 
 ping        {}                              -> {version, pid, mountpoint, seccomp_socket, instance}
-register    {id, pid, uid, gid, size, masked?, instance?} -> {}  the container whose init is `pid`;
-            masked: paths under /proc it masks, masked again in procfs it mounts later;
+register    {id, pid, uid, gid, size, masked?, immutable?, instance?} -> {}  the container whose
+            init is `pid`; masked: paths under /proc it masks, masked again in procfs it mounts
+            later; immutable: absolute mount points (masked and read-only paths) the container
+            may not unmount, move away or remount read-write;
             instance: the `ping` instance whose mount the container's spec bound (if another
             sysbox-fs has started since, the nodes are re-attached from the current mount)
 unregister  {id}                            -> {removed}
@@ -33,6 +35,8 @@ REQUESTS = {
                                  "uid": _U32, "gid": _U32, "size": {"type": "integer", "minimum": 1},
                                  "masked": {"type": "array", "maxItems": 256, "items": {
                                      "type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_./-]*$", "maxLength": 256}},
+                                 "immutable": {"type": "array", "maxItems": 512, "items": {
+                                     "type": "string", "pattern": "^/[A-Za-z0-9_./:-]*$", "maxLength": 4096}},
                                  "instance": {"type": "string", "pattern": "^[0-9a-f]{32}$"}},
                     ("id", "pid", "uid", "gid", "size")),
     "unregister": _op("unregister", {"id": _ID}, ("id",)),

@@ -34,7 +34,7 @@ class Records:
     def save(self, cid: str, record: dict[str, Any]) -> None:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         tmp = self._path(cid) + ".tmp"
-        with open(tmp, "w") as f:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), "w") as f:
             json.dump(record, f)
         os.replace(tmp, self._path(cid))
 
@@ -92,13 +92,14 @@ def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]
             dropped += 1
             continue
         try:
-            registry.add(cid, pid, rec["uid"], rec["gid"], rec["size"], rec.get("masked"))
+            c = registry.add(cid, pid, rec["uid"], rec["gid"], rec["size"], rec.get("masked"), rec.get("immutable"))
         except (OSError, ValueError, KeyError) as e:
             log.warning("could not re-register %s after restart: %s", cid, e)
             records.drop(cid)
             dropped += 1
             continue
         failed = reattach(mountpoint, pid)
+        c.forget_mounts()
         if failed:
             log.warning("re-attached %s with failures: %s", cid, "; ".join(failed))
         recovered += 1

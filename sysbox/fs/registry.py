@@ -15,11 +15,13 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sysbox.fs import cgroupview
+from sysbox.fs.mounts import MOUNTS
+from sysbox.linux import mountinfo
+from sysbox.linux.ns import NS_GET_PARENT, owner_ino
 
-NS_GET_PARENT = 0xB702
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -27,6 +29,17 @@ def host_uptime() -> float:
     """Seconds since boot, on the clock /proc/uptime and process start times count in
     (CLOCK_BOOTTIME): a vDSO call instead of a file read on every /proc/uptime open."""
     return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+class Immutables(NamedTuple):
+    """Mount ids, in the container's initial mount namespace, of what it may not undo."""
+    ids: frozenset[int]        # the masks, read-only paths, /proc, /sys and sysbox-fs nodes
+    readonly: frozenset[int]   # those of them mounted read-only
+    parents: frozenset[int]    # mounts with immutable children (a bind needs MS_REC)
+
+
+# Always immutable: the kernel filesystems and every sysbox-fs node.
+BASE_IMMUTABLE = ("/proc", "/sys", *(dest for _src, dest, _how, _needs in MOUNTS))
 
 
 @dataclass
@@ -38,7 +51,7 @@ class Container:
     size: int
     userns: int
     started: float                      # host uptime (s) when the container's init started
-    ns_fds: dict[str, int]              # net, ipc, uts: for passthrough in its namespaces
+    ns_fds: dict[str, int]              # net, ipc, uts, user: for passthrough in its namespaces
     cgroups: cgroupview.CgroupView
     sysctl: dict[str, bytes] = field(default_factory=dict)   # emulated /proc/sys values written
     files: dict[str, bytes] = field(default_factory=dict)    # other writable emulated files
@@ -47,6 +60,28 @@ class Container:
     load_tasks: tuple[int, int] = (0, 0)
     masked: list[str] = field(default_factory=list)  # paths under /proc masked in the container
     sysfs: str | None = None  # a sysfs mounted in the container's network namespace (its net devices)
+    mntns: int = 0  # inode of its init's mount namespace: the one whose immutable mounts we guard
+    # net/ipc/uts -> does the container's user namespace own it?  Not for a namespace joined by
+    # path that the host made (docker --network host, a pod's netns): writes there are judged
+    # by the kernel as the container's root's, and refused.
+    owned: dict[str, bool] = field(default_factory=dict)
+    immutable_paths: tuple[str, ...] = BASE_IMMUTABLE
+    _immutables: Immutables | None = None
+
+    def immutables(self) -> Immutables:
+        """Computed at first need from init's mountinfo (the late /proc/sys node is attached
+        after registration); `forget_mounts` after nodes are re-attached."""
+        if self._immutables is None:
+            mounts = mountinfo.read(self.pid)
+            wanted = set(self.immutable_paths)
+            ids = {m.id for m in mounts if m.point in wanted}
+            ro = {m.id for m in mounts if m.id in ids and "ro" in m.options.split(",")}
+            parents = {m.parent for m in mounts if m.id in ids}
+            self._immutables = Immutables(frozenset(ids), frozenset(ro), frozenset(parents))
+        return self._immutables
+
+    def forget_mounts(self) -> None:
+        self._immutables = None
 
     def uptime(self) -> float:
         return max(0.0, host_uptime() - self.started)
@@ -87,7 +122,8 @@ class Registry:
         self.by_userns: dict[int, Container] = {}
         self.host_userns = os.stat("/proc/self/ns/user").st_ino
 
-    def add(self, cid: str, pid: int, uid: int, gid: int, size: int, masked: list[str] | None = None) -> Container:
+    def add(self, cid: str, pid: int, uid: int, gid: int, size: int, masked: list[str] | None = None,
+            immutable: list[str] | None = None) -> Container:
         if cid in self.by_id:
             self.remove(cid)
         userns = os.stat(f"/proc/{pid}/ns/user").st_ino
@@ -95,10 +131,13 @@ class Registry:
             raise ValueError(f"pid {pid} is in the host's user namespace, not a system container")
         fds = {}
         try:
-            for ns in ("net", "ipc", "uts"):
+            for ns in ("net", "ipc", "uts", "user"):
                 fds[ns] = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+            owned = {ns: owner_ino(f"/proc/self/fd/{fds[ns]}") == userns for ns in ("net", "ipc", "uts")}
             c = Container(cid, pid, uid, gid, size, userns, _started(pid) / CLK_TCK, fds,
-                          cgroupview.CgroupView.of(pid), masked=list(masked or []))
+                          cgroupview.CgroupView.of(pid), masked=list(masked or []),
+                          mntns=os.stat(f"/proc/{pid}/ns/mnt").st_ino, owned=owned,
+                          immutable_paths=BASE_IMMUTABLE + tuple(immutable or ()))
         except BaseException:
             for fd in fds.values():
                 os.close(fd)

@@ -3,7 +3,7 @@
 shift_tree moves ids 0..size-1 up to base..base+size-1; unshift_tree moves them back.  Both are
 idempotent (ids outside the source window are left alone, and bases are far above 65536), so
 an interrupted shift is completed by running it again.  The walk uses directory fds, never
-follows symlinks and never crosses into another mount.  chown clears setuid/setgid bits, so
+follows symlinks, never crosses into another mount, and never recurses (sysbox.linux.tree).  chown clears setuid/setgid bits, so
 such modes are restored afterwards.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from sysbox.linux import tree
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,30 +36,27 @@ def _chown(name: str | None, dir_fd: int, st: os.stat_result, ids: Mapper) -> No
             os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dir_fd)
 
 
-def _walk(dir_fd: int, dev: int, ids: Mapper) -> int:
-    with os.scandir(dir_fd) as it:
-        entries = list(it)
-    count = 0
-    for e in entries:
-        st = e.stat(follow_symlinks=False)
-        _chown(e.name, dir_fd, st, ids)
-        count += 1
-        if stat.S_ISDIR(st.st_mode) and st.st_dev == dev:
-            sub = os.open(e.name, _DIR, dir_fd=dir_fd)
-            try:
-                count += _walk(sub, dev, ids)
-            finally:
-                os.close(sub)
-    return count
-
-
 def walk(path: str, ids: Mapper) -> int:
-    """Apply `ids` to the owner of path and everything below it; returns entries visited."""
+    """Apply `ids` to the owner of path and everything below it; returns entries visited.
+    Only entries on path's own filesystem are touched: a mount inside the tree (a host
+    device node bound over a file, another filesystem on a directory) is not ours to chown."""
     fd = os.open(path, _DIR)
+    count = 1
     try:
         st = os.fstat(fd)
+        dev = st.st_dev
         _chown(None, fd, st, ids)
-        return 1 + _walk(fd, st.st_dev, ids)
+
+        def visit(dir_fd: int, name: str, est: os.stat_result) -> bool:
+            nonlocal count
+            if est.st_dev != dev or stat.S_ISCHR(est.st_mode) or stat.S_ISBLK(est.st_mode):
+                return False  # device nodes are never re-owned (runc gives /dev its own nodes)
+            _chown(name, dir_fd, est, ids)
+            count += 1
+            return True
+
+        tree.walk_fd(fd, visit)
+        return count
     finally:
         os.close(fd)
 

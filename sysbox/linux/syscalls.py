@@ -37,8 +37,25 @@ CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWPID = 0x20000000
 # umount2
+MNT_FORCE = 1
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
 
 
 class _MountAttr(ctypes.Structure):
@@ -104,3 +121,21 @@ def set_child_subreaper() -> None:
     _check(_libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), ctypes.c_ulong(1), 0, 0, 0), "prctl")
 
 
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type of the filesystem holding fd (struct statfs starts with it on x86_64 and aarch64)."""
+    buf = ctypes.create_string_buffer(256)
+    _check(_libc.fstatfs(ctypes.c_int(fd), buf), "fstatfs")
+    return int.from_bytes(buf.raw[:8], "little", signed=False)
+
+
+def set_ids_in_userns() -> None:
+    """After setns into a user namespace: become its root (uid/gid 0 there), so the kernel
+    judges what follows as that namespace's root, not as host root with an old kuid."""
+    _check(_libc.setgroups(ctypes.c_size_t(0), None), "setgroups")
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)

@@ -2,7 +2,8 @@
 
 The pool is the `sysbox` entry of /etc/subuid and /etc/subgid, cut into slots of 65536 ids;
 slot k is uid_start + k*65536 and gid_start + k*65536.  A caller may also bring its own
-mapping (a spec with uidMappings); such ranges are honoured only if they overlap nothing.
+mapping (a spec with uidMappings); such ranges are honoured only if they lie inside the pool
+and overlap nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ def first_free_slot(pool: Pool, used_slots: set[int], custom: list[tuple[int, in
         return slot
     raise Exhausted(f"no free {SLOT}-id range: all {pool.slots} ranges of the sysbox entry in "
                     f"{pool.subuid_file} (and /etc/subgid) are in use; extend that entry's count")
+
+
+class OutsidePool(Exception):
+    """A caller-chosen mapping reaches ids outside the pool (host users' ids)."""
+
+
+def outside_pool(pool: Pool, uid: int, gid: int, size: int) -> str | None:
+    """Why a caller-chosen range is not inside the sysbox subuid/subgid pool, or None if it is.
+    Ids outside the pool belong to host users (or to nobody yet): no container may map them."""
+    if not (pool.uid_start <= uid and uid + size <= pool.uid_start + pool.uid_count):
+        return (f"uid range {uid}-{uid + size - 1} is outside the sysbox entry of {pool.subuid_file} "
+                f"({pool.uid_start}-{pool.uid_start + pool.uid_count - 1})")
+    if not (pool.gid_start <= gid and gid + size <= pool.gid_start + pool.gid_count):
+        return (f"gid range {gid}-{gid + size - 1} is outside the sysbox entry of /etc/subgid "
+                f"({pool.gid_start}-{pool.gid_start + pool.gid_count - 1})")
+    return None
 
 
 def custom_conflict(uid: int, gid: int, size: int, taken: list[tuple[int, int, int]]) -> bool:

@@ -70,8 +70,8 @@ class Manager(ipcserver.Service):
                 try:
                     self.release(c, "container vanished (no init pid, no runtime state)")
                     released.append(c.id)
-                except (OSError, specialdirs.BusyError) as e:
-                    log.warning("could not release %s yet: %s", c.id, e)
+                except Exception as e:  # noqa: BLE001 - one container's tree never stops the manager
+                    log.warning("could not release %s yet: %s: %s", c.id, type(e).__name__, e)
         owned = {(k, c.id) for c in self.store.all() for k in c.special_dirs}
         for kind, name in specialdirs.on_disk(self.cfg.data_root):
             building = name[1:-4] if name.startswith(".") and name.endswith(".new") else None
@@ -80,8 +80,8 @@ class Manager(ipcserver.Service):
                 try:
                     specialdirs.remove_path(path)
                     log.info("removed orphan special dir %s", path)
-                except (OSError, specialdirs.BusyError) as e:
-                    log.warning("could not remove orphan %s: %s", path, e)
+                except Exception as e:  # noqa: BLE001 - as above
+                    log.warning("could not remove orphan %s: %s: %s", path, type(e).__name__, e)
         return released
 
     # -- operations --------------------------------------------------------------------------
@@ -113,6 +113,8 @@ class Manager(ipcserver.Service):
                     raise RequestError(str(e), "exhausted") from None
                 except allocator.Conflict as e:
                     raise RequestError(str(e), "conflict") from None
+                except allocator.OutsidePool as e:
+                    raise RequestError(str(e), "outside-pool") from None
                 log.info("registered %s: uid %d gid %d size %d", cid, c.uid, c.gid, c.size)
             else:
                 mappings = req.get("mappings")
@@ -126,8 +128,12 @@ class Manager(ipcserver.Service):
                 assert c is not None
                 log.info("re-registered %s: keeps uid %d gid %d", cid, c.uid, c.gid)
             for kind in kinds:
-                await trio.to_thread.run_sync(specialdirs.ensure, self.cfg.data_root, kind, cid,
-                                              c.uid, c.gid, c.size, rootfs)
+                try:
+                    await trio.to_thread.run_sync(specialdirs.ensure, self.cfg.data_root, kind, cid,
+                                                  c.uid, c.gid, c.size, rootfs)
+                except specialdirs.TooDeep as e:
+                    raise RequestError(f"special dir {SPECIAL_DIRS[kind]} of {rootfs}: {e.strerror}",
+                                       "bad-request") from None
         return {"uid": c.uid, "gid": c.gid, "size": c.size, "restarted": restarted,
                 "special_dirs": self._dirs(c)}
 
@@ -172,13 +178,20 @@ class Manager(ipcserver.Service):
 async def gc_loop(mgr: Manager) -> None:
     while True:
         await trio.sleep(mgr.cfg.gc_interval)
-        mgr.reconcile()
+        try:
+            mgr.reconcile()
+        except Exception:  # noqa: BLE001 - the next pass tries again
+            log.exception("garbage collection pass failed")
 
 
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Run until SIGTERM/SIGINT; the socket file is removed on the way out."""
     mgr = Manager(cfg)
-    released = mgr.reconcile()
+    try:
+        released = mgr.reconcile()
+    except Exception:  # noqa: BLE001 - never a crash loop at start-up: serve, GC retries later
+        log.exception("reconcile at start-up failed")
+        released = []
     log.info("reconciled at start-up: %d containers kept, %d released%s", len(mgr.store.all()),
              len(released), f" ({', '.join(released)})" if released else "")
     listener = await ipcserver.listen(cfg.socket)

@@ -11,6 +11,7 @@ planted inside is copied or deleted as a symlink, never followed to a host path.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -70,46 +71,92 @@ def _copy_file(src: int, dst: int, length: int) -> None:
         length -= n
 
 
-def _copy_tree(src_fd: int, dst_fd: int, sh: _Shifter) -> None:
-    """Copy the contents of one directory into another, shifting ownership into the range."""
-    with os.scandir(src_fd) as it:
-        entries = list(it)
-    for entry in entries:
-        name = entry.name
-        st = entry.stat(follow_symlinks=False)
-        uid, gid = sh.ids(st)
-        mode = stat.S_IMODE(st.st_mode)
-        times = (st.st_atime_ns, st.st_mtime_ns)
-        if stat.S_ISDIR(st.st_mode):
-            os.mkdir(name, 0o700, dir_fd=dst_fd)
-            s = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+MAX_COPY_DEPTH = 256  # directory levels copied from an image into a special dir
+
+
+class TooDeep(OSError):
+    """The image's tree under a special dir is deeper than MAX_COPY_DEPTH."""
+
+
+def _copy_entry(entry: os.DirEntry, src_fd: int, dst_fd: int, sh: _Shifter) -> tuple[int, int] | None:
+    """Copy one non-directory entry, or create a directory and return (src, dst) fds for it."""
+    name = entry.name
+    st = entry.stat(follow_symlinks=False)
+    uid, gid = sh.ids(st)
+    if stat.S_ISDIR(st.st_mode):
+        os.mkdir(name, 0o700, dir_fd=dst_fd)
+        s = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+        try:
             d = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
-            try:
-                _copy_tree(s, d, sh)
-                os.fchown(d, uid, gid)
-                os.fchmod(d, mode)
-                os.utime(d, ns=times)
-            finally:
-                os.close(s)
-                os.close(d)
-        elif stat.S_ISREG(st.st_mode):
-            s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+        except BaseException:
+            os.close(s)
+            raise
+        return s, d
+    if stat.S_ISREG(st.st_mode):
+        s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+        try:
             d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                         dir_fd=dst_fd)
             try:
                 _copy_file(s, d, st.st_size)
                 os.fchown(d, uid, gid)
-                os.fchmod(d, mode)  # after chown, which clears setuid/setgid
-                os.utime(d, ns=times)
+                os.fchmod(d, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid/setgid
+                os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
             finally:
+                os.close(d)
+        finally:
+            os.close(s)
+        sh.files += 1
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
+        os.chown(name, uid, gid, dir_fd=dst_fd, follow_symlinks=False)
+    else:  # devices, fifos, sockets: not copied (as rsync --no-devices)
+        sh.skipped += 1
+    return None
+
+
+def _copy_tree(src_fd: int, dst_fd: int, sh: _Shifter) -> None:
+    """Copy the contents of one directory into another, shifting ownership into the range.
+    Iterative, at most MAX_COPY_DEPTH levels deep (two fds a level): the image's tree is not
+    ours to trust, and a deeper one fails this container's special dir, nothing else."""
+    # frames: (src fd, dst fd, entries left, the dir's lstat for its final owner/mode/times)
+    stack: list[tuple[int, int, list[os.DirEntry], os.stat_result | None]] = []
+    try:
+        with os.scandir(src_fd) as it:
+            stack.append((src_fd, dst_fd, list(it), None))
+        while stack:
+            s, d, entries, st = stack[-1]
+            if not entries:
+                stack.pop()
+                if st is not None:
+                    uid, gid = sh.ids(st)
+                    os.fchown(d, uid, gid)
+                    os.fchmod(d, stat.S_IMODE(st.st_mode))
+                    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+                    os.close(s)
+                    os.close(d)
+                continue
+            entry = entries.pop()
+            sub = _copy_entry(entry, s, d, sh)
+            if sub is None:
+                continue
+            if len(stack) > MAX_COPY_DEPTH:
+                os.close(sub[0])
+                os.close(sub[1])
+                raise TooDeep(errno.ELOOP, f"more than {MAX_COPY_DEPTH} directory levels")
+            est = entry.stat(follow_symlinks=False)
+            try:
+                with os.scandir(sub[0]) as it:
+                    stack.append((sub[0], sub[1], list(it), est))
+            except BaseException:
+                os.close(sub[0])
+                os.close(sub[1])
+                raise
+    finally:
+        for s, d, _entries, st in stack:
+            if st is not None:
                 os.close(s)
                 os.close(d)
-            sh.files += 1
-        elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
-            os.chown(name, uid, gid, dir_fd=dst_fd, follow_symlinks=False)
-        else:  # devices, fifos, sockets: not copied (as rsync --no-devices)
-            sh.skipped += 1
 
 
 def ensure(data_root: str, kind: str, cid: str, uid: int, gid: int, size: int, rootfs: str) -> tuple[str, bool]:

@@ -98,6 +98,9 @@ class Store:
             rows = self.db.execute("SELECT slot, uid, gid, size FROM containers").fetchall()
             custom = [(r["uid"], r["gid"], r["size"]) for r in rows if r["slot"] is None]
             if mappings:
+                why = allocator.outside_pool(pool, mappings["uid"], mappings["gid"], mappings["size"])
+                if why:
+                    raise allocator.OutsidePool(f"linux.uidMappings: {why}")
                 taken = [(r["uid"], r["gid"], r["size"]) for r in rows]
                 taken += [(*pool.slot_range(r["slot"]), allocator.SLOT) for r in rows if r["slot"] is not None]
                 if allocator.custom_conflict(mappings["uid"], mappings["gid"], mappings["size"], taken):

@@ -117,6 +117,9 @@ def load_config(bundle: str) -> dict[str, Any]:
     return spec
 
 
+KERNEL_TREES = ("/proc", "/sys", "/dev", "/run/udev")
+
+
 def rootfs_path(bundle: str, spec: dict[str, Any]) -> str:
     path = spec["root"]["path"]
     return path if os.path.isabs(path) else os.path.join(bundle, path)
@@ -131,6 +134,11 @@ def load_bundle(bundle: str, validator: Any = None) -> dict[str, Any]:
     root = rootfs_path(bundle, spec)
     if not os.path.isdir(root):
         raise SpecError(f"root.path: {root} is not a directory")
+    real = os.path.realpath(root)
+    if real == "/" or any(real == k or real.startswith(k + "/") for k in KERNEL_TREES):
+        # idmapping it would hand the container the host's files; shifting it by chown would
+        # rewrite the host's ownership (device nodes included)
+        raise SpecError(f"root.path: {root} resolves to {real}, a host system tree, not a container's rootfs")
     if "process" not in spec:
         raise SpecError("process: required field is missing (create needs a process to run)")
     if "args" not in spec["process"]:

@@ -109,6 +109,18 @@ def _joined_namespace_mounts(spec: dict[str, Any], cdir: str, meta: dict[str, An
     return out
 
 
+def _check_pool(m: dict[str, int]) -> None:
+    """Without a manager, a spec's own mapping must still lie inside the sysbox entries of
+    /etc/subuid and /etc/subgid: ids outside them are host users'."""
+    from sysbox import subid
+
+    for path, key, field in ((subid.SUBUID, "uid", "uidMappings"), (subid.SUBGID, "gid", "gidMappings")):
+        ranges = subid.read_ranges(path)
+        if not any(start <= m[key] and m[key] + m["size"] <= start + count for start, count in ranges):
+            raise SysboxError(f"linux.{field}: host ids {m[key]}-{m[key] + m['size'] - 1} are not inside the "
+                              f"{subid.USER} entry of {path}")
+
+
 def _special_dir_kinds(spec: dict[str, Any]) -> list[str]:
     from sysbox.mgr.protocol import SPECIAL_DIRS
 
@@ -136,6 +148,8 @@ def create(inv: Invocation, runtime: str) -> int:
     requested = namespaces.requested_mappings(spec)
     if not use_mgr and requested is None:
         raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
+    if not use_mgr:
+        _check_pool(requested)
     meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None,
                             # containerd (Docker) runs `delete` at every stop: keep the id range and
                             # special dirs for a restart; the manager drops them with the rootfs.
@@ -191,10 +205,9 @@ def create(inv: Invocation, runtime: str) -> int:
                         meta["binds"])
         finally:
             state.save_meta(cdir, meta)
-        with open(os.path.join(cdir, "config.json"), "w") as f:
-            json.dump(new, f)
+        state.write_private(os.path.join(cdir, "config.json"), json.dumps(new))
         if transform.mounts.is_systemd(spec):
-            open(os.path.join(cdir, state.SYSTEMD_MARK), "w").close()
+            state.write_private(os.path.join(cdir, state.SYSTEMD_MARK), "")
 
         rc = subprocess.call([runtime, *inv.lower_globals(), "create", *lower_create_args(inv, cdir)])
         if rc != 0:

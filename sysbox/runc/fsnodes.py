@@ -55,13 +55,23 @@ def spec_mounts(mountpoint: str) -> list[dict[str, Any]]:
     return out
 
 
+def _plain(path: str) -> bool:
+    """A path sysbox-fs's register schema accepts (others are still masked by runc, but not
+    guarded against umount by the trap)."""
+    return len(path) < 4096 and all(ch.isalnum() or ch in "_./:-" for ch in path)
+
+
 def register(fs: dict[str, str], cid: str, pid: int, uid: int, gid: int, size: int, spec: dict[str, Any]) -> None:
     from sysbox.fs.client import Client
 
-    masked = [p[len("/proc/"):] for p in spec.get("linux", {}).get("maskedPaths", []) if p.startswith("/proc/")]
+    linux = spec.get("linux", {})
+    masked = [p[len("/proc/"):] for p in linux.get("maskedPaths", []) if p.startswith("/proc/")]
+    immutable = sorted({os.path.normpath(p) for p in linux.get("maskedPaths", []) + linux.get("readonlyPaths", [])
+                        if isinstance(p, str) and p.startswith("/") and _plain(p)})
     with Client(fs["socket"]) as c:
         extra = {"instance": fs["instance"]} if fs.get("instance") else {}
-        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size, masked=masked, **extra)
+        c.call("register", id=cid, pid=pid, uid=uid, gid=gid, size=size, masked=masked,
+               immutable=immutable[:512], **extra)
 
 
 def unregister(globals_: dict[str, Any], fs: dict[str, str], cid: str) -> None:

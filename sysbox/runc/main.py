@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             from sysbox.runc import execproc
 
             execproc.adjust(inv)
+        if inv.command in ("create", "run", "exec") and not inv.flags.get("help"):
+            from sysbox.runc import stdio
+
+            stdio.privatize()
         if inv.flags.get("help") or inv.command not in ("create", "run", "delete"):
             lower.exec_(runtime, inv.lower_argv())  # the hot path: nothing else imported
         if inv.command == "create":

@@ -5,7 +5,7 @@ and meta.json: everything create set up, written before each step so that delete
 failed create) can undo exactly that.  <key> is derived from runc's --root, so containers of
 different runc roots (containerd namespaces, tests) never collide.  The directories are 0711:
 runc bind-mounts root.path onto itself from inside the user namespace, so every component
-of that path must be searchable by the container's root.
+of that path must be searchable by the container's root; every file in them is 0600.
 """
 
 from __future__ import annotations
@@ -66,12 +66,24 @@ def load_meta(cdir: str) -> dict[str, Any] | None:
         return None
 
 
+def write_private(path: str, text: str) -> None:
+    """Write a state file readable by host root only (0600): the rewritten spec carries the
+    caller's environment (secrets), and every path here is visible in containers' mountinfo."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an older file of looser mode keeps its mode through O_TRUNC
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
 def save_meta(cdir: str, meta: dict[str, Any]) -> None:
     import json
 
     tmp = os.path.join(cdir, "meta.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f)
+    write_private(tmp, json.dumps(meta))
     os.rename(tmp, os.path.join(cdir, "meta.json"))
 
 

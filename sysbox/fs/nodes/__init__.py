@@ -23,6 +23,12 @@ class Stat:
     mode: int
     size: int = 4096          # non-zero: with size 0, kernels >= 6.5 show page-cache reads as empty
     is_link: bool = False
+    # Owner, as host ids; None: the container's root (emulated files).  A real file keeps the
+    # owner the kernel gives it (host root for host knobs, the container's root for knobs of a
+    # network namespace it owns), and open() applies the mode bits to the caller as the kernel
+    # would: owner, group, or other.
+    uid: int | None = None
+    gid: int | None = None
 
 
 class File:

@@ -1,6 +1,13 @@
 """A directory of the host (/proc/sys, /sys/kernel, ...) shown to containers, with some entries
 emulated per container, some hidden, and reads/writes of the rest done in the caller's
-namespaces where the kernel keys them by namespace (net, ipc, uts)."""
+namespaces where the kernel keys them by namespace (net, ipc, uts).
+
+Permissions are the kernel's: a host file is owned by host root, so container processes get
+its "other" bits (a 0600 knob reads EACCES, as through a raw procfs); a file of a namespace
+the container owns, or an emulated one, is owned by the container's root.  Writes to a real
+knob are made by a forked child that has joined the container's namespaces and become root of
+its user namespace, so the kernel judges the write as the container's (a namespace the host
+owns refuses it) and reads ids in the container's id space (net.ipv4.ping_group_range)."""
 
 from __future__ import annotations
 
@@ -9,13 +16,51 @@ import os
 import stat as st_
 from typing import Callable, TypeVar
 
+import trio
+
 from sysbox.fs.nodes import Stat, Subtree
 from sysbox.fs.registry import Container
+from sysbox.linux import ns
 from sysbox.linux import syscalls as sc
 
 T = TypeVar("T")
-_OWN_NS = {ns: os.open(f"/proc/self/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in ("net", "ipc", "uts")}
-_FLAGS = {"net": sc.CLONE_NEWNET, "ipc": 0x08000000, "uts": 0x04000000}
+_OWN_NS = {kind: os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("net", "ipc", "uts")}
+_FLAGS = {"net": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS}
+# Knobs whose values are ids, shown and parsed in the reader's user namespace by the kernel.
+ID_KNOBS = frozenset({"net/ipv4/ping_group_range"})
+
+
+def as_container_root(c: Container, kinds: tuple[str, ...], fn: Callable[[], bytes | None]) -> bytes:
+    """fn() in a forked child that joined the container's `kinds` namespaces, then its user
+    namespace as uid/gid 0 there: what the kernel allows that child is what it allows the
+    container's root.  Returns what fn returned (through a pipe); OSError with the child's errno."""
+    fds = {kind: c.ns_fds[kind] for kind in kinds}
+    fds["user"] = c.ns_fds["user"]
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+
+    def child() -> int:
+        os.close(rfd)
+        ns.enter(fds, (*kinds, "user"))
+        sc.set_ids_in_userns()
+        out = fn() or b""
+        while out:
+            out = out[os.write(wfd, out[:65536]):]
+        return 0
+
+    try:
+        code = ns.fork_and_wait(child, timeout=10.0)
+        os.close(wfd)
+        wfd = -1
+        chunks = []
+        while chunk := os.read(rfd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
+    if code:
+        raise OSError(code, os.strerror(code))
+    return b"".join(chunks)
 
 
 def in_namespaces(c: Container | None, kinds: tuple[str, ...], fn: Callable[[], T]) -> T:
@@ -77,6 +122,12 @@ class HostMirror(Subtree):
         return any(rel.startswith(h + "/") for h in self.hidden) or \
             any(rel == a or rel.startswith(a + "/") for a in self.absent)
 
+    def container_owns(self, rel: str, c: Container | None) -> bool:
+        """Is the real file at rel the container's (a knob of a namespace its user namespace
+        owns), rather than the host's?"""
+        kinds = self.namespaces(rel)
+        return bool(kinds) and c is not None and all(c.owned.get(k, False) for k in kinds)
+
     async def stat(self, rel: str, c: Container | None) -> Stat | None:
         if rel in self.emulated:
             return Stat(False, self.emulated[rel].mode)
@@ -92,8 +143,8 @@ class HostMirror(Subtree):
             return Stat(True, 0o555)
         if st_.S_ISLNK(st.st_mode):
             return Stat(False, 0o777, is_link=True)
-        mode = (st.st_mode & 0o444) | (st.st_mode & 0o200 if self.writable(rel) else 0)
-        return Stat(False, mode)
+        mode = st.st_mode & (0o777 if self.writable(rel) else 0o555)
+        return Stat(False, mode, uid=st.st_uid, gid=st.st_gid)
 
     async def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
         if rel in self.hidden:
@@ -126,6 +177,8 @@ class HostMirror(Subtree):
         def do() -> bytes:
             with open(self._path(rel, c), "rb") as f:
                 return f.read()
+        if rel in ID_KNOBS and self.container_owns(rel, c):
+            return await trio.to_thread.run_sync(as_container_root, c, self.namespaces(rel), do)
         return in_namespaces(c, self.namespaces(rel), do)
 
     async def write(self, rel: str, c: Container, data: bytes) -> None:
@@ -134,13 +187,15 @@ class HostMirror(Subtree):
         if not self.writable(rel):
             raise OSError(errno.EACCES, "not writable from a container")
 
+        path = self._path(rel, c)
+
         def do() -> None:
-            fd = os.open(self._path(rel, c), os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-        in_namespaces(c, self.namespaces(rel), do)
+        await trio.to_thread.run_sync(as_container_root, c, self.namespaces(rel), do)
 
     def readlink(self, rel: str, c: Container | None = None) -> str:
         return os.readlink(self._path(rel, c))

@@ -13,6 +13,7 @@ from sysbox.fs.nodes import File, host_read
 from sysbox.fs.registry import Container
 
 INTERVAL = 5.0
+MAX_TASKS = 20000  # tasks counted per container and sample: the work has a bound
 DECAY = [math.exp(-INTERVAL / 60), math.exp(-INTERVAL / 300), math.exp(-INTERVAL / 900)]
 
 
@@ -24,7 +25,7 @@ def sample(c: Container) -> None:
                 tids = f.read().split()
         except OSError:
             continue
-        for tid in tids:
+        for tid in tids[:max(0, MAX_TASKS - total)]:
             total += 1
             try:
                 with open(f"/proc/{tid}/stat", "rb") as f:

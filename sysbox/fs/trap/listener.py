@@ -1,10 +1,20 @@
-"""Receiving seccomp notify fds from runc and serving them.
+"""Receiving seccomp notify fds from runc and answering every notification on them.
 
 runc (linux.seccomp.listenerPath) connects once per container process that loads the filter
 (init and every exec) and sends its state as JSON with the notify fd (SCM_RIGHTS).  Each fd
-is served until every process using it is gone (POLLHUP).  Only mount(2) is trapped; a
-procfs mount is emulated (trap.procmount), anything else continues in the kernel with the
-caller's own credentials.
+is served until every process using it is gone (POLLHUP).  mount(2) and umount2(2) are
+trapped.  The rules, in order:
+
+- Every notification gets an answer: an errno, a result, or CONTINUE.  No exception in one
+  request reaches the loop that serves the fd, and a failing accept (EMFILE) is retried.
+- CONTINUE (the kernel runs the call with the caller's own credentials) is the answer
+  whenever the caller lacks CAP_SYS_ADMIN over the user namespace that owns its mount (and,
+  for proc, pid) namespace: the kernel then refuses it as it would anywhere.  Nothing is
+  ever done as host root for a caller the kernel would refuse.
+- Emulated work (a procfs with sysbox-fs nodes, umount in the container's initial mount
+  namespace, the immutable-mount checks) runs in a worker thread, one at a time per listener
+  fd: a container flooding trapped calls queues behind itself, and the FUSE thread, which
+  serves every container's /proc reads, never waits for it.
 """
 
 from __future__ import annotations
@@ -17,28 +27,35 @@ import select
 import socket
 import trio
 
-from sysbox.fs.registry import Registry
-from sysbox.linux import seccomp
+from sysbox.fs.registry import Container, Registry
+from sysbox.fs.trap import procmount
+from sysbox.linux import ns, seccomp
+from sysbox.linux import syscalls as sc
 
 log = logging.getLogger("sysbox-fs")
 MOUNT_NR = {"x86_64": 165, "aarch64": 40}.get(os.uname().machine, 165)
 UMOUNT2_NR = {"x86_64": 166, "aarch64": 39}.get(os.uname().machine, 166)
-# mount flags that make it something other than a new mount
-_NOT_NEW = 0x20 | 0x1000 | 0x2000 | 0x40000 | 0x80000 | 0x100000 | 0x20000  # REMOUNT BIND MOVE SHARED SLAVE PRIVATE UNBINDABLE
-CAP_SYS_ADMIN = 21
+_PROPAGATION = sc.MS_SHARED | sc.MS_SLAVE | sc.MS_PRIVATE | sc.MS_UNBINDABLE
+_NOT_NEW = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_MOVE | _PROPAGATION
+CONTINUE = object()
+ACCEPT_RETRY = 0.1  # seconds to wait after accept fails for lack of fds
 
 
 def read_string(pid: int, addr: int, limit: int = 4096) -> str:
-    """A NUL-terminated string from the caller's memory, read page by page."""
+    """A NUL-terminated string from the caller's memory, read page by page (EFAULT for a bad
+    pointer, ENAMETOOLONG past `limit`, as the kernel would answer)."""
     if not addr:
-        return ""
+        raise OSError(errno.EFAULT, "null pointer")
     out = b""
     fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
     try:
         while len(out) < limit:
-            chunk = os.pread(fd, 4096 - (addr % 4096), addr)
+            try:
+                chunk = os.pread(fd, 4096 - (addr % 4096), addr)
+            except OSError:
+                raise OSError(errno.EFAULT, "bad address") from None
             if not chunk:
-                break
+                raise OSError(errno.EFAULT, "bad address")
             nul = chunk.find(b"\0")
             if nul >= 0:
                 return (out + chunk[:nul]).decode(errors="surrogateescape")
@@ -49,12 +66,9 @@ def read_string(pid: int, addr: int, limit: int = 4096) -> str:
     raise OSError(errno.ENAMETOOLONG, "string too long")
 
 
-def has_cap(pid: int, cap: int) -> bool:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> cap & 1)
-    return False
+def _privileged(pid: int, kinds: tuple[str, ...]) -> bool:
+    """CAP_SYS_ADMIN over the user namespace owning each of the caller's `kinds` namespaces."""
+    return all(ns.has_cap_over(pid, f"/proc/{pid}/ns/{k}") for k in kinds)
 
 
 class Trap:
@@ -62,6 +76,8 @@ class Trap:
         self.registry, self.mountpoint = registry, mountpoint
         self.served = 0
         self.emulated = 0
+        self.failed = 0  # requests whose handling raised (answered with an errno all the same)
+        self.listeners = 0
 
     async def serve(self, path: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
         from sysbox.ipcserver import bind_unix
@@ -70,14 +86,19 @@ class Trap:
         task_status.started()
         async with trio.open_nursery() as nursery:
             while True:
-                conn, _ = await sock.accept()
+                try:
+                    conn, _ = await sock.accept()
+                except OSError as e:  # EMFILE/ENFILE/ENOMEM: refuse new work, keep serving
+                    log.warning("seccomp listener socket: accept failed (%s); retrying", e.strerror)
+                    await trio.sleep(ACCEPT_RETRY)
+                    continue
                 nursery.start_soon(self._connection, conn, nursery)
 
     async def _connection(self, conn, nursery) -> None:
+        fds = array.array("i")
         with conn:
-            fds = array.array("i")
             try:
-                msg, ancdata, _flags, _addr = await conn.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
+                _msg, ancdata, _flags, _addr = await conn.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
             except OSError:
                 return
             for level, kind, data in ancdata:
@@ -89,6 +110,7 @@ class Trap:
     async def _serve_fd(self, fd: int) -> None:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        self.listeners += 1
         try:
             while True:
                 await trio.lowlevel.wait_readable(fd)
@@ -99,53 +121,78 @@ class Trap:
                     n = seccomp.recv(fd)
                 except OSError:
                     continue  # the caller died meanwhile (ENOENT)
-                await self._handle(fd, n)
+                await self._answer(fd, n)
         finally:
+            self.listeners -= 1
             os.close(fd)
 
-    async def _umount(self, fd: int, n: seccomp.Notification) -> None:
-        from sysbox.fs.trap.procmount import has_emulated_proc, umount_proc
-
-        if not has_emulated_proc(n.pid) or not has_cap(n.pid, CAP_SYS_ADMIN):
-            return seccomp.allow(fd, n.id)
-        target = read_string(n.pid, n.args[0])
-        if not seccomp.id_valid(fd, n.id):
-            return
-        code = await trio.to_thread.run_sync(umount_proc, n.pid, target, n.args[1] & 0xFFFFFFFF)
-        if code < 0:
-            return seccomp.allow(fd, n.id)
-        seccomp.respond(fd, n.id, error=-code if code else 0)
-
-    async def _handle(self, fd: int, n: seccomp.Notification) -> None:
+    async def _answer(self, fd: int, n: seccomp.Notification) -> None:
+        """Decide in a worker thread, then answer: always exactly one answer per notification."""
         self.served += 1
         try:
+            result = await trio.to_thread.run_sync(self._decide, n)
+        except Exception as e:  # noqa: BLE001 - contained to this request
+            self.failed += 1
+            log.warning("trap: pid %d, syscall %d: %s: %s; answered EPERM", n.pid, n.nr, type(e).__name__, e)
+            result = errno.EPERM
+        try:
+            if result is CONTINUE:
+                seccomp.allow(fd, n.id)
+            else:
+                seccomp.respond(fd, n.id, error=-int(result) if result else 0)  # type: ignore[call-overload]
+        except OSError as e:
+            if e.errno != errno.ENOENT:  # ENOENT: the caller was killed; nobody waits any more
+                log.warning("trap: could not answer pid %d: %s", n.pid, e.strerror)
+
+    # -- deciding (worker thread) ---------------------------------------------------------------
+
+    def _decide(self, n: seccomp.Notification) -> object:
+        try:
             if n.nr == UMOUNT2_NR:
-                return await self._umount(fd, n)
-            if n.nr != MOUNT_NR:
-                return seccomp.allow(fd, n.id)
-            fstype = read_string(n.pid, n.args[2]) if n.args[2] else ""
-            flags = n.args[3]
-            if fstype != "proc" or flags & _NOT_NEW:
-                return seccomp.allow(fd, n.id)
+                return self._umount(n)
+            if n.nr == MOUNT_NR:
+                return self._mount(n)
+            return CONTINUE
+        except OSError as e:
+            if e.errno in (errno.ESRCH, errno.ENOENT) and not os.path.exists(f"/proc/{n.pid}"):
+                return errno.ESRCH  # the caller is gone; the answer goes nowhere
+            return e.errno or errno.EIO
+
+    def _container(self, pid: int) -> Container | None:
+        return self.registry.caller(pid)
+
+    def _mount(self, n: seccomp.Notification) -> object:
+        flags = n.args[3] & 0xFFFFFFFF
+        c = self._container(n.pid)
+        if c is None:
+            return CONTINUE
+        fstype = read_string(n.pid, n.args[2]) if n.args[2] and not flags & _NOT_NEW else ""
+        if fstype == "proc" and not flags & _NOT_NEW:
+            if not _privileged(n.pid, ("mnt", "pid")):
+                return CONTINUE  # the kernel refuses it, as for any unprivileged caller
             target = read_string(n.pid, n.args[1])
             data = read_string(n.pid, n.args[4]) if n.args[4] else ""
-            c = self.registry.caller(n.pid)
-            if c is None or not seccomp.id_valid(fd, n.id):
-                return seccomp.allow(fd, n.id)
-            if not has_cap(n.pid, CAP_SYS_ADMIN):
-                return seccomp.respond(fd, n.id, error=-errno.EPERM)
-            from sysbox.fs.trap.procmount import mount_proc
-
-            code = await trio.to_thread.run_sync(mount_proc, n.pid, target, flags & 0xFFFFFFFF, data,
-                                                 self.mountpoint, c.masked)
+            code = procmount.mount_proc(n.pid, target, flags, data, self.mountpoint, c.masked)
             self.emulated += 1
-            log.info("mount proc at %s for pid %d of %s: %s", target, n.pid, c.id, os.strerror(code) if code else "ok")
-            seccomp.respond(fd, n.id, error=-code if code else 0)
-        except OSError as e:
-            if e.errno == errno.ENOENT:  # the notification is gone (caller killed)
-                return
-            log.warning("trap: %s; letting the kernel handle the call", e)
-            try:
-                seccomp.allow(fd, n.id)
-            except OSError:
-                pass
+            log.info("mount proc at %s for pid %d of %s: %s", target, n.pid, c.id,
+                     os.strerror(code) if code else "ok")
+            return code
+        if not flags & (sc.MS_REMOUNT | sc.MS_MOVE | sc.MS_BIND) or flags & _PROPAGATION:
+            return CONTINUE
+        if ns.ns_ino(n.pid, "mnt") != c.mntns or not _privileged(n.pid, ("mnt",)):
+            return CONTINUE
+        imm = c.immutables()
+        source = read_string(n.pid, n.args[0]) if n.args[0] and flags & (sc.MS_MOVE | sc.MS_BIND) else ""
+        target = read_string(n.pid, n.args[1]) if flags & sc.MS_REMOUNT else ""
+        code = procmount.check_mount(n.pid, source, target, flags, imm.ids, imm.readonly, imm.parents)
+        return CONTINUE if code == ns.NOT_OURS else code
+
+    def _umount(self, n: seccomp.Notification) -> object:
+        c = self._container(n.pid)
+        if c is None or not _privileged(n.pid, ("mnt",)):
+            return CONTINUE
+        target = read_string(n.pid, n.args[0])
+        initial = ns.ns_ino(n.pid, "mnt") == c.mntns
+        code = procmount.umount(n.pid, target, n.args[1] & 0xFFFFFFFF,
+                                c.immutables().ids if initial else frozenset(), initial)
+        return CONTINUE if code == ns.NOT_OURS else code

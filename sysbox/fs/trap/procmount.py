@@ -1,4 +1,4 @@
-"""Mounting a procfs for a process inside a container, with sysbox-fs's nodes on top.
+"""The mount work done for a trapped caller, always in its own mount namespace and root.
 
 When an inner Docker, systemd or a nested container mounts /proc, the kernel would give it
 the host's uptime, meminfo and /proc/sys.  We perform that mount for the caller instead: in a
@@ -7,172 +7,178 @@ changes to its working directory (so the target path is resolved exactly as the 
 resolve it for the caller, never on the host), then forks once more to enter its pid
 namespace (procfs shows the mounter's pid namespace), mounts proc and moves clones of the
 FUSE nodes onto it.  Masked paths of the container stay masked in the new instance.
+
+The same helper guards the container's immutable mounts (the masks, read-only paths and
+sysbox-fs nodes runc and sysbox-runc set up): umount2 in the container's initial mount
+namespace is performed here, in the caller's root, and refused with EINVAL for an immutable
+mount, as the kernel refuses a locked one.  A lazy umount (MNT_DETACH) acts on the very object
+that was checked; a plain one must look the path up again (an fd held on the mount makes it
+busy), so a thread racing a symlink swap between the two lookups is the one gap.  Moving one away, binding its parent without its
+children, or remounting a read-only one read-write are refused the same way.
+
+Every function returns 0, an errno, or ns.NOT_OURS ("let the kernel run the call").
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 
 from sysbox.fs.mounts import MOUNTS
+from sysbox.linux import mountinfo, ns
 from sysbox.linux import syscalls as sc
 
-MS_RDONLY = 1
-MS_BIND = 4096
+FSTYPE = "fuse.sysboxfs"
+_SELF_FD = re.compile(r"^/proc/(?:self|thread-self)/fd/([0-9]{1,9})/?$")
+HELPER_TIMEOUT = 10.0
 
 
-def _nodes(mountpoint: str, readonly: bool) -> list[tuple[int, str]]:
-    """Detached clones of the FUSE nodes that live under /proc, with their place in a procfs."""
-    clones = []
+def _nodes(mountpoint: str, readonly: bool, clones: list[tuple[int, str]]) -> None:
+    """Append detached clones of the FUSE nodes that live under /proc, with their place in a
+    procfs, to `clones` (the caller closes them, also when this fails part-way)."""
     for src, dest, _how, _needs in MOUNTS:
         if not dest.startswith("/proc/"):
             continue
         fd = sc.open_tree(os.path.join(mountpoint, src), sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
+        clones.append((fd, dest[len("/proc/"):]))
         if readonly:
             sc.mount_setattr(fd, attr_set=sc.MOUNT_ATTR_RDONLY)
-        clones.append((fd, dest[len("/proc/"):]))
-    return clones
 
 
 def _in_mount(target: str, flags: int, data: str, clones: list[tuple[int, str]], masked: list[str]) -> int:
-    try:
-        sc.mount("proc", target, "proc", flags, data)
-        if target.startswith("/proc/self/fd/"):
-            # A magic link names the directory under the new mount; its path crosses into it.
-            target = os.readlink(target)
-    except OSError as e:
-        return e.errno or errno.EIO
+    sc.mount("proc", target, "proc", flags, data)
+    if _SELF_FD.match(target):
+        # A magic link names the directory under the new mount; its path crosses into it.
+        target = os.readlink(target)
     try:
         for fd, rel in clones:
             sc.move_mount(fd, os.path.join(target, rel))
         for rel in masked:
             path = os.path.join(target, rel)
             if os.path.isdir(path):
-                sc.mount("tmpfs", path, "tmpfs", MS_RDONLY)
+                sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
             elif os.path.exists(path):
-                sc.mount("/dev/null", path, "", MS_BIND)
+                sc.mount("/dev/null", path, "", sc.MS_BIND)
     except OSError as e:
         sc.umount2(target, sc.MNT_DETACH)
         return e.errno or errno.EIO
     return 0
 
 
-def _enter(fds: dict[str, int]) -> None:
-    """In a forked child: the caller's mount namespace, root and working directory."""
-    sc.setns(fds["mnt"], sc.CLONE_NEWNS)
-    os.fchdir(fds["root"])
-    os.chroot(".")
-    os.fchdir(fds["cwd"])
-
-
-def _open_ns(pid: int, names: tuple[str, ...]) -> dict[str, int]:
-    paths = {"mnt": "ns/mnt", "pid": "ns/pid", "root": "root", "cwd": "cwd"}
-    fds: dict[str, int] = {}
-    try:
-        for name in names:
-            fds[name] = os.open(f"/proc/{pid}/{paths[name]}", os.O_RDONLY | os.O_CLOEXEC)
-    except BaseException:
-        for fd in fds.values():
-            os.close(fd)
-        raise
-    return fds
-
-
-def _self_target(pid: int, target: str) -> tuple[str, int | None]:
-    """Targets like /proc/self/fd/4 (systemd mounts through an O_PATH fd) name the caller's
-    objects: open them through the caller's pid and hand the helper an fd to the same object.
-    The kernel follows the magic link to what the caller holds, so nothing is resolved on the
-    host's terms.  The helper reaches it as /proc/self/fd/N from inside the caller's pid
-    namespace."""
-    for prefix in ("/proc/self/", "/proc/thread-self/"):
-        if target.startswith(prefix):
-            fd = os.open(f"/proc/{pid}/{target[len(prefix):]}", os.O_PATH | os.O_CLOEXEC)
-            return f"/proc/self/fd/{fd}", fd
-    return target, None
-
-
-def has_emulated_proc(pid: int) -> bool:
-    """Cheap test from the host: does the caller see a procfs carrying our nodes, other than
-    its own /proc (which the container cannot unmount anyway)?"""
-    from sysbox.linux import mountinfo
-
-    mounts = mountinfo.read(pid)
-    procs = {m.id for m in mounts if m.fstype == "proc" and m.point != "/proc"}
-    return any(m.parent in procs and m.fstype.startswith("fuse.sysboxfs") for m in mounts)
-
-
-def _in_umount(target: str, flags: int, mounts: list) -> int:
-    """In the caller's root: `mounts` is the caller's mountinfo, whose paths are relative to it."""
-    path = os.path.realpath(target)
-    top = None
-    for m in mounts:
-        if m.point == path:
-            top = m
-    if top is None or top.fstype != "proc":
-        return -1  # not an emulated procfs: let the kernel do it
-    children = [m for m in mounts if m.parent == top.id]
-    if not any(m.fstype.startswith("fuse.sysboxfs") for m in children):
-        return -1  # a procfs we did not mount
-    try:
-        for m in children:
-            sc.umount2(m.point, sc.MNT_DETACH)
-        sc.umount2(path, flags)
-    except OSError as e:
-        return e.errno or errno.EIO
-    return 0
-
-
-def umount_proc(pid: int, target: str, flags: int) -> int:
-    """Unmount an emulated procfs with the nodes on it: 0, an errno, or -1 for "not ours"."""
-    from sysbox.linux import mountinfo
-
-    mounts = mountinfo.read(pid)  # the helper is not in the caller's pid namespace: read it here
-    fds = _open_ns(pid, ("mnt", "root", "cwd"))
-    try:
-        child = os.fork()
-        if child == 0:
-            code = errno.EIO
-            try:
-                _enter(fds)
-                code = _in_umount(target, flags, mounts)
-            except OSError as e:
-                code = e.errno or errno.EIO
-            finally:
-                os._exit(code & 0xFF)
-        _, status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(status)
-        return -1 if code == 255 else code
-    finally:
-        for fd in fds.values():
-            os.close(fd)
+def caller_fd_target(pid: int, target: str) -> int | None:
+    """`/proc/self/fd/N` (systemd mounts through an O_PATH fd) names an object the caller holds:
+    open it through the caller's own fd table, the only host-side open allowed.  Any other
+    path, /proc/self/../.. included, is resolved inside the caller's root and namespaces."""
+    m = _SELF_FD.match(target)
+    if m is None:
+        return None
+    return os.open(f"/proc/{pid}/fd/{m.group(1)}", os.O_PATH | os.O_CLOEXEC)
 
 
 def mount_proc(pid: int, target: str, flags: int, data: str, mountpoint: str, masked: list[str]) -> int:
     """Mount proc at `target` as process `pid` sees it; returns 0 or an errno."""
-    clones = _nodes(mountpoint, bool(flags & MS_RDONLY))
+    clones: list[tuple[int, str]] = []
     fds: dict[str, int] = {}
-    target, target_fd = _self_target(pid, target)
-    if target_fd is not None:
-        fds["target"] = target_fd
     try:
-        fds.update(_open_ns(pid, ("mnt", "pid", "root", "cwd")))
-        child = os.fork()
-        if child == 0:
-            code = errno.EIO
-            try:
-                sc.setns(fds["pid"], 0x20000000)  # CLONE_NEWPID: for the grandchild below
-                _enter(fds)
-                grandchild = os.fork()
-                if grandchild == 0:
-                    os._exit(_in_mount(target, flags, data, clones, masked))
-                _, status = os.waitpid(grandchild, 0)
-                code = os.waitstatus_to_exitcode(status)
-            except OSError as e:
-                code = e.errno or errno.EIO
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(child, 0)
-        return os.waitstatus_to_exitcode(status)
+        try:
+            target_fd = caller_fd_target(pid, target)
+        except OSError as e:
+            return e.errno or errno.ENOENT  # what the kernel says for a bad fd: ENOENT
+        if target_fd is not None:
+            fds["target"] = target_fd
+            target = f"/proc/self/fd/{target_fd}"  # as the grandchild sees it (it inherits the fd)
+        _nodes(mountpoint, bool(flags & sc.MS_RDONLY), clones)
+        fds.update(ns.open_ns_fds(pid, ("mnt", "pid", "root", "cwd")))
+
+        def child() -> int:
+            sc.setns(fds["pid"], sc.CLONE_NEWPID)  # for the grandchild below
+            ns.enter(fds, ("mnt",))
+            return ns.fork_and_wait(lambda: _in_mount(target, flags, data, clones, masked))
+
+        return ns.fork_and_wait(child, timeout=HELPER_TIMEOUT)
     finally:
-        for fd in list(fds.values()) + [fd for fd, _ in clones]:
+        for fd, _ in clones:
             os.close(fd)
+        ns.close_all(fds)
+
+
+# -- umount and the immutable mounts --------------------------------------------------------
+
+
+def _resolve(path: str, nofollow: bool) -> int:
+    return os.open(path, os.O_PATH | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
+
+
+def _own_mounts(proc_fd: int) -> list[mountinfo.Mount]:
+    """The helper's mountinfo (the caller's mount namespace, paths relative to its root)."""
+    with open(os.open("self/mountinfo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)) as f:
+        return mountinfo.parse(f.read())
+
+
+def _in_umount(target: str, flags: int, proc_fd: int, immutable: frozenset[int], initial: bool) -> int:
+    fd = _resolve(target, bool(flags & sc.UMOUNT_NOFOLLOW))
+    mid = ns.mnt_id(fd, proc_fd)
+    if mid in immutable:
+        return errno.EINVAL  # as for a locked mount
+    children: list[mountinfo.Mount] = []
+    if sc.fstatfs_type(fd) == sc.PROC_SUPER_MAGIC:
+        mounts = _own_mounts(proc_fd)
+        children = [m for m in mounts if m.parent == mid]
+        if children and not all(m.fstype == FSTYPE or m.source == "tmpfs" or m.root == "/null" for m in children):
+            children = []  # a procfs with mounts of its own: not one we made, the kernel decides
+    if not initial and not children:
+        return ns.NOT_OURS
+    for m in reversed(children):
+        sc.umount2(m.point, sc.MNT_DETACH)
+    if flags & sc.MNT_DETACH:
+        os.fchdir(proc_fd)  # self/fd/N in the host's procfs: exactly the object resolved above
+        sc.umount2(f"self/fd/{fd}", flags & ~sc.UMOUNT_NOFOLLOW)
+    else:
+        # A plain umount fails with EBUSY while our fd pins the mount: drop it and look the
+        # path up again, in the caller's root and cwd as the kernel would (see check_mount
+        # on what a racing thread could do between the two lookups).
+        os.close(fd)
+        sc.umount2(target, flags)
+    return 0
+
+
+def umount(pid: int, target: str, flags: int, immutable: frozenset[int], initial: bool) -> int:
+    """umount2 for a caller that holds CAP_SYS_ADMIN over its mount namespace."""
+    if flags & sc.MNT_FORCE:
+        return errno.EPERM  # MNT_FORCE needs CAP_SYS_ADMIN in the initial user namespace
+    return _in_caller(pid, lambda proc_fd: _in_umount(target, flags, proc_fd, immutable, initial))
+
+
+def check_mount(pid: int, source: str, target: str, flags: int, immutable: frozenset[int],
+                readonly: frozenset[int], parents: frozenset[int]) -> int:
+    """A bind, move or remount in the container's initial mount namespace: EINVAL/EPERM where
+    it would undo an immutable mount, else NOT_OURS (the kernel runs it).  The kernel resolves
+    the paths again, so a racing thread could aim elsewhere after this check: the protection
+    is against the plain attempt, and umount (the way to uncover a mask) has no such race."""
+    def work(proc_fd: int) -> int:
+        if flags & sc.MS_REMOUNT:
+            mid = ns.mnt_id(_resolve(target, False), proc_fd)
+            if mid in readonly and not flags & sc.MS_RDONLY:
+                return errno.EPERM
+        elif flags & sc.MS_MOVE:
+            if ns.mnt_id(_resolve(source, False), proc_fd) in immutable:
+                return errno.EINVAL
+        elif flags & sc.MS_BIND and not flags & sc.MS_REC:
+            if ns.mnt_id(_resolve(source, False), proc_fd) in parents:
+                return errno.EINVAL  # would show what its immutable children cover
+        return ns.NOT_OURS
+
+    code = _in_caller(pid, work)
+    return ns.NOT_OURS if code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES) else code
+
+
+def _in_caller(pid: int, work) -> int:
+    """Run work(proc_fd) in a child inside the caller's mount namespace, root and cwd."""
+    fds = ns.open_ns_fds(pid, ("mnt", "root", "cwd"))
+    try:
+        fds["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        proc_fd = fds["proc"]
+        return ns.fork_and_wait(lambda: (ns.enter(fds, ("mnt",)), work(proc_fd))[1], timeout=HELPER_TIMEOUT)
+    finally:
+        ns.close_all(fds)

@@ -1,0 +1,181 @@
+"""Namespaces and privilege, as the kernel judges them, read from the host side.
+
+The daemons run as host root and act for processes inside containers.  Before doing anything
+for a caller they ask the kernel's own question: does this process hold the capability in
+the user namespace that owns the target (its mount, network, UTS or IPC namespace)?  These
+helpers answer it from /proc and the nsfs ioctls, without trusting anything the caller says.
+
+`run_in_mount_ns` is the one way to resolve a path the way a caller would: a forked child
+enters the caller's mount namespace, root and working directory, and works there, so no
+path from a container is ever looked up on the host.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from typing import Callable
+
+from sysbox.linux import syscalls as sc
+
+NS_GET_USERNS = 0xB701
+NS_GET_PARENT = 0xB702
+CAP_SYS_ADMIN = 21
+MAX_USERNS_DEPTH = 33  # the kernel allows 32 nested user namespaces
+NOT_OURS = 255  # exit code of a helper that declines: let the kernel handle the call
+
+
+def ns_ino(pid: int | str, kind: str) -> int:
+    return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+
+
+def owner_ino(ns_path: str) -> int:
+    """The inode of the user namespace that owns the namespace at ns_path (NS_GET_USERNS)."""
+    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    finally:
+        os.close(fd)
+    try:
+        return os.fstat(owner).st_ino
+    finally:
+        os.close(owner)
+
+
+def userns_ancestors(pid: int | str) -> list[int]:
+    """Inodes of the caller's user namespace and its ancestors, innermost first (bounded)."""
+    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    chain = []
+    try:
+        for _ in range(MAX_USERNS_DEPTH):
+            chain.append(os.fstat(fd).st_ino)
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:  # EPERM at the initial user namespace
+                break
+            os.close(fd)
+            fd = parent
+    finally:
+        os.close(fd)
+    return chain
+
+
+def cap_eff(pid: int | str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def has_cap_over(pid: int | str, ns_path: str, cap: int = CAP_SYS_ADMIN) -> bool:
+    """Does `pid` hold `cap` over the namespace at ns_path, by the kernel's rule?
+
+    A process has a capability in a user namespace if it is a member of that namespace with
+    the capability effective.  (Members of an ancestor namespace can hold it too, through the
+    namespace creator's euid; sysbox never needs that case, so it is answered no: refusing
+    is always allowed, doing more than the kernel would is not.)"""
+    return ns_ino(pid, "user") == owner_ino(ns_path) and bool(cap_eff(pid) >> cap & 1)
+
+
+def open_ns_fds(pid: int, names: tuple[str, ...]) -> dict[str, int]:
+    """fds for /proc/pid/{ns/<kind>, root, cwd}; all closed again if one fails."""
+    paths = {"root": "root", "cwd": "cwd"}
+    fds: dict[str, int] = {}
+    try:
+        for name in names:
+            fds[name] = os.open(f"/proc/{pid}/{paths.get(name, 'ns/' + name)}", os.O_RDONLY | os.O_CLOEXEC)
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return fds
+
+
+def close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        os.close(fd)
+    fds.clear()
+
+
+_FLAGS = {"mnt": sc.CLONE_NEWNS, "pid": sc.CLONE_NEWPID, "net": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC,
+          "uts": sc.CLONE_NEWUTS, "user": sc.CLONE_NEWUSER, "cgroup": sc.CLONE_NEWCGROUP}
+
+
+def fork_and_wait(child: Callable[[], int], timeout: float | None = None) -> int:
+    """Run child() in a forked process and return its exit code (an errno, 0, or NOT_OURS).
+
+    The child only makes syscalls and exits with os._exit: no locks, no logging, no cleanup
+    handlers of the parent run there, so forking from a threaded daemon is safe.  With a
+    timeout, a child still running then (stuck on a path through a FUSE server that never
+    answers, say) is killed and EINTR returned: a caller's request never holds a thread forever."""
+    pid = os.fork()
+    if pid == 0:
+        code = errno.EIO
+        try:
+            code = child()
+        except OSError as e:
+            code = e.errno or errno.EIO
+        except BaseException:  # noqa: BLE001 - nothing may escape a forked child
+            code = errno.EIO
+        finally:
+            os._exit(code & 0xFF)
+    if timeout is not None:
+        _wait_exit(pid, timeout)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else errno.EINTR  # killed by a signal
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    """Wait up to timeout for pid to exit (without reaping it); SIGKILL it if it does not."""
+    import select
+    import signal
+
+    try:
+        pfd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        poller = select.poll()
+        poller.register(pfd, select.POLLIN)
+        if not poller.poll(timeout * 1000):
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(pfd)
+
+
+def enter(fds: dict[str, int], order: tuple[str, ...]) -> None:
+    """In a forked child: join the namespaces in `order` (user last unless placed otherwise),
+    then the root and working directory, if given."""
+    for kind in order:
+        sc.setns(fds[kind], _FLAGS[kind])
+    if "root" in fds:
+        os.fchdir(fds["root"])
+        os.chroot(".")
+    if "cwd" in fds:
+        os.fchdir(fds["cwd"])
+
+
+def in_child(fds: dict[str, int], order: tuple[str, ...], fn: Callable[[], int]) -> int:
+    """fork_and_wait of: enter(fds, order), then fn()."""
+    def child() -> int:
+        enter(fds, order)
+        return fn()
+    return fork_and_wait(child)
+
+
+def mnt_id(fd: int, proc_fd: int) -> int:
+    """The mount id of the object fd refers to, from /proc/self/fdinfo of the host's procfs
+    (proc_fd: that procfs, opened before entering another mount namespace)."""
+    with open(os.open(f"self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)) as f:
+        for line in f:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.EIO, "no mnt_id in fdinfo")

@@ -460,3 +460,101 @@ def test_one_containers_writes_never_show_in_anothers_reads(rt, hostile, cid):
     assert sh(rt, a, "cat /proc/sys/kernel/pid_max").stdout.strip() == "40000"
     for c in (a, b):
         assert sh(rt, c, "stat -c %u:%g /proc/sys/kernel/pid_max").returncode == 0
+
+
+def test_new_mount_api_cannot_undo_immutable_mounts(rt, hostile, watch, cid):
+    """open_tree, move_mount, mount_setattr and fsopen reach the same mounts as mount(2)."""
+    hostile(cid)
+    before = _mountinfo(rt, cid)
+    clone, recursive, rdonly = 1, 0x8000, 1
+    assert sh(rt, cid, f"/home/sysc opentree /proc {clone}").stdout.strip() == EINVAL  # without the masks
+    assert sh(rt, cid, f"/home/sysc opentree /proc {clone | recursive}").stdout.strip() == "ok"
+    assert sh(rt, cid, "/home/sysc opentree /tmp 1").stdout.strip() == "ok"  # mounts of its own
+    out = sh(rt, cid, "touch /tmp/f && /home/sysc movemount /proc/uptime /tmp/f")
+    assert out.stdout.strip() == EINVAL
+    if "/proc/bus" in before:
+        assert sh(rt, cid, f"/home/sysc setattr /proc/bus {rdonly} 0").stdout.strip() == EPERM
+    assert sh(rt, cid, f"/home/sysc setattr /proc {rdonly} {recursive}").stdout.strip() == EPERM
+    assert sh(rt, cid, "/home/sysc fsopen proc").stdout.strip() == "Function not implemented"
+    assert sh(rt, cid, "/home/sysc fsopen tmpfs").stdout.strip() == "ok"
+    assert _mountinfo(rt, cid) == before
+    # from a nested user namespace the kernel refuses on its own
+    assert sh(rt, cid, f"unshare -Ur /home/sysc opentree /tmp {clone}").stdout.strip() == EPERM
+    watch.check()
+
+
+def test_setuid_files_and_file_caps_never_land_on_host_binds(rt, hostile, watch, cid, tmp_path):
+    """Container root is host root on a bind-mounted host dir: a setuid file made there would
+    run as host root for any host user."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    os.chmod(tmp_path, 0o755)
+
+    def bind(spec: dict) -> None:
+        spec["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(vol), "options": ["rbind"]})
+
+    hostile(cid, bind)
+    script = ("cd /mnt && touch plain && mkdir shared && "
+              "/home/sysc creat suid-new 4755; /home/sysc creat sgid-new 2755; "
+              "/home/sysc chmod plain 4755; /home/sysc chmod plain 2711; /home/sysc xattr plain security.capability; "
+              "/home/sysc chmod shared 2775; /home/sysc chmod plain 0755; /home/sysc creat ok-new 0644; "
+              "touch /tmp/x && /home/sysc chmod /tmp/x 4755")
+    out = sh(rt, cid, script)
+    assert out.stdout.split("\n")[:9] == [EPERM] * 5 + ["ok"] * 4, out.stdout + out.stderr
+    for dirpath, _dirs, files in os.walk(vol):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            assert not st.st_mode & 0o6000, (name, oct(st.st_mode))
+            assert "security.capability" not in os.listxattr(os.path.join(dirpath, name))
+    assert os.stat(vol / "shared").st_mode & 0o2000  # setgid directories are fine
+    assert sorted(os.listdir(vol)) == ["ok-new", "plain", "shared"]
+    watch.check()
+
+
+def test_at_its_fd_limit_sysbox_fs_refuses_work_and_keeps_serving(rt, hostile, watch, cid):
+    """The attack runs as the container's init (whose listener sysbox-fs already holds): an
+    exec'd process's listener could not even be accepted while sysbox-fs has no fd to spare."""
+    script = ("while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+              "/home/sysc loop 200 mount p /tmp proc 0 > /tmp/out; touch /tmp/done; sleep 300")
+    hostile(cid, args=("sh", "-c", script))
+    pid = watch.fs_pid
+    soft, hard = (int(x) for x in open(f"/proc/{pid}/limits").read().split("Max open files")[1].split()[:2])
+    assert run(["prlimit", f"--pid={pid}", f"--nofile={fd_count(pid) + 2}:{hard}"]).returncode == 0
+    try:
+        assert sh(rt, cid, "touch /tmp/go").returncode == 0
+        assert wait_for(lambda: sh(rt, cid, "test -e /tmp/done").returncode == 0, timeout=120)
+        assert rt.fs.proc.poll() is None
+    finally:
+        assert run(["prlimit", f"--pid={pid}", f"--nofile={soft}:{hard}"]).returncode == 0
+    counts = dict(kv.split("=") for kv in sh(rt, cid, "cat /tmp/out").stdout.split())
+    assert sum(int(v) for v in counts.values()) == 200 and "0" not in counts, counts  # each refused, answered
+    assert sh(rt, cid, "mkdir -p /tmp/p && /home/sysc mount p /tmp/p proc 0").stdout.strip() == "ok"
+    watch.check()
+
+
+def test_manager_starts_over_a_deep_orphan_tree(tmp_path):
+    """A 1,100-deep tree left in a special dir made the old manager crash at every start."""
+    from integration.daemons import Mgr
+    from sysbox.linux.tree import remove_path
+
+    m = Mgr(str(tmp_path / "mgr"), gc_interval=1)
+    orphan = os.path.join(m.data_root, "docker", "gone-container")
+    os.makedirs(orphan)
+    fd = os.open(orphan, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(1100):
+            os.mkdir("a", dir_fd=fd)
+            nfd = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    finally:
+        os.close(fd)
+    try:
+        m.start()
+        assert m.call("ping")["pid"] == m.proc.pid
+        assert wait_for(lambda: not os.path.exists(orphan), timeout=30), m.read_log()[-2000:]
+        assert m.proc.poll() is None
+    finally:
+        m.stop()
+        if os.path.exists(orphan):
+            remove_path(orphan)

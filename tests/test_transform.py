@@ -138,3 +138,46 @@ def test_oom_score_adj_raised_to_the_floor_only():
     assert privileges.apply(s, CTX._replace(oom_floor=0))["process"]["oomScoreAdj"] == 500
     s = {"process": {"oomScoreAdj": -998}}
     assert privileges.apply(s, CTX)["process"]["oomScoreAdj"] == -998  # floor None: the host may lower it
+
+
+def _rules_for(sec: dict, name: str) -> list[dict]:
+    return [r for r in sec["syscalls"] if name in r["names"]]
+
+
+def test_mode_calls_are_trapped_only_with_setuid_bits_under_a_denying_default():
+    from sysbox.runc.transform import seccomp
+
+    spec = {"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["chmod", "openat", "read", "setxattr"], "action": "SCMP_ACT_ALLOW"}]}}}
+    sec = seccomp.apply(spec, "/run/trap.sock")["linux"]["seccomp"]
+    chmod = _rules_for(sec, "chmod")
+    # no catch-all rule is left for it (a catch-all ALLOW would win over the NOTIFY rules)
+    assert all(r.get("args") for r in chmod)
+    allow = [r for r in chmod if r["action"] == "SCMP_ACT_ALLOW"]
+    assert allow == [{"names": ["chmod"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 1, "value": 0o6000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]
+    notify = sorted(r["args"][0]["value"] for r in chmod if r["action"] == "SCMP_ACT_NOTIFY")
+    assert notify == [0o2000, 0o4000]
+    openat = [r for r in _rules_for(sec, "openat") if r["action"] == "SCMP_ACT_NOTIFY"]
+    assert all({a["index"] for a in r["args"]} == {2, 3} for r in openat)  # O_CREAT and the mode
+    assert any(r["action"] == "SCMP_ACT_NOTIFY" and not r.get("args") for r in _rules_for(sec, "setxattr"))
+    assert any(r["action"] == "SCMP_ACT_ALLOW" for r in _rules_for(sec, "read"))
+    # a call the profile denied (fchmod is not allowed here) stays denied: nothing traps it open
+    assert _rules_for(sec, "fchmod") == []
+    assert sec["listenerPath"] == "/run/trap.sock"
+
+
+def test_mode_calls_under_an_allowing_default_get_only_notify_rules():
+    from sysbox.runc.transform import seccomp
+
+    sec = seccomp.apply({"linux": {}}, "/run/trap.sock")["linux"]["seccomp"]
+    assert sec["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert {r["action"] for r in _rules_for(sec, "fchmodat")} == {"SCMP_ACT_NOTIFY"}
+    assert {n for r in sec["syscalls"] if not r.get("args") for n in r["names"]} >= {
+        "mount", "umount2", "open_tree", "move_mount", "mount_setattr", "fsopen", "fsetxattr"}
+
+
+def test_without_sysbox_fs_nothing_is_trapped():
+    from sysbox.runc.transform import seccomp
+
+    assert seccomp.apply({"linux": {}}, None) == {"linux": {}}

@@ -9,6 +9,11 @@
  *   sysc chmod PATH MODE                    chmod(2) with an octal mode
  *   sysc creat PATH MODE                    open(O_CREAT|O_EXCL|O_WRONLY) with an octal mode
  *   sysc badptr                             mount(2) and umount2(2) with an unmapped target pointer
+ *   sysc opentree PATH FLAGS                open_tree(AT_FDCWD, PATH, FLAGS)
+ *   sysc movemount FROM TO                  move_mount(AT_FDCWD, FROM, AT_FDCWD, TO, 0)
+ *   sysc setattr PATH CLR FLAGS             mount_setattr(AT_FDCWD, PATH, FLAGS, {.attr_clr = CLR})
+ *   sysc fsopen NAME                        fsopen(NAME, 0)
+ *   sysc xattr PATH NAME                    setxattr(PATH, NAME, <a v2 file capability>, 20, 0)
  * Exit status: 0, or the errno of the single call. */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +22,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +51,26 @@ int main(int argc, char **argv) {
         int fd = open(argv[2], O_CREAT | O_EXCL | O_WRONLY, (mode_t)strtol(argv[3], 0, 8));
         if (fd >= 0) close(fd);
         return report(fd < 0 ? -1 : 0);
+    }
+    if (argc >= 4 && !strcmp(argv[1], "opentree")) {
+        long fd = syscall(428, AT_FDCWD, argv[2], strtoul(argv[3], 0, 0));
+        if (fd >= 0) close(fd);
+        return report(fd < 0 ? -1 : 0);
+    }
+    if (argc >= 4 && !strcmp(argv[1], "movemount"))
+        return report(syscall(429, AT_FDCWD, argv[2], AT_FDCWD, argv[3], 0) < 0 ? -1 : 0);
+    if (argc >= 5 && !strcmp(argv[1], "setattr")) {
+        uint64_t attr[4] = {0, strtoull(argv[3], 0, 0), 0, 0};
+        return report(syscall(442, AT_FDCWD, argv[2], strtoul(argv[4], 0, 0), attr, sizeof attr) < 0 ? -1 : 0);
+    }
+    if (argc >= 3 && !strcmp(argv[1], "fsopen")) {
+        long fd = syscall(430, argv[2], 0);
+        if (fd >= 0) close(fd);
+        return report(fd < 0 ? -1 : 0);
+    }
+    if (argc >= 4 && !strcmp(argv[1], "xattr")) {
+        uint32_t cap[5] = {0x02000000 | 1, 1u << 21, 1u << 21, 0, 0};  /* v2, effective: CAP_SYS_ADMIN */
+        return report(setxattr(argv[2], argv[3], cap, sizeof cap, 0));
     }
     if (argc >= 2 && !strcmp(argv[1], "badptr")) {
         int a = report(mount("p", (const char *)8, "proc", 0, NULL));

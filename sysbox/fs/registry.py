@@ -36,6 +36,7 @@ class Immutables(NamedTuple):
     ids: frozenset[int]        # the masks, read-only paths, /proc, /sys and sysbox-fs nodes
     readonly: frozenset[int]   # those of them mounted read-only
     parents: frozenset[int]    # mounts with immutable children (a bind needs MS_REC)
+    ro_ancestors: frozenset[int]  # mounts above a read-only immutable (AT_RECURSIVE setattr)
 
 
 # Always immutable: the kernel filesystems and every sysbox-fs node.
@@ -77,7 +78,15 @@ class Container:
             ids = {m.id for m in mounts if m.point in wanted}
             ro = {m.id for m in mounts if m.id in ids and "ro" in m.options.split(",")}
             parents = {m.parent for m in mounts if m.id in ids}
-            self._immutables = Immutables(frozenset(ids), frozenset(ro), frozenset(parents))
+            up = {m.id: m.parent for m in mounts}
+            above: set[int] = set()
+            for mid in ro:
+                for _ in range(len(up)):  # bounded: mount trees have no cycles, but be sure
+                    mid = up.get(mid, mid)
+                    if mid in above or mid not in up:
+                        break
+                    above.add(mid)
+            self._immutables = Immutables(frozenset(ids), frozenset(ro), frozenset(parents), frozenset(above))
         return self._immutables
 
     def forget_mounts(self) -> None:

@@ -3,7 +3,8 @@
 runc (linux.seccomp.listenerPath) connects once per container process that loads the filter
 (init and every exec) and sends its state as JSON with the notify fd (SCM_RIGHTS).  Each fd
 is served until every process using it is gone (POLLHUP).  mount(2) and umount2(2) are
-trapped.  The rules, in order:
+trapped, and so are the new mount API calls and the mode/xattr calls that could make a setuid
+file or a file capability (sysbox.fs.trap.guards).  The rules, in order:
 
 - Every notification gets an answer: an errno, a result, or CONTINUE.  No exception in one
   request reaches the loop that serves the fd, and a failing accept (EMFILE) is retried.
@@ -28,13 +29,23 @@ import socket
 import trio
 
 from sysbox.fs.registry import Container, Registry
-from sysbox.fs.trap import procmount
+from sysbox.fs.trap import guards, procmount
 from sysbox.linux import ns, seccomp
 from sysbox.linux import syscalls as sc
 
 log = logging.getLogger("sysbox-fs")
-MOUNT_NR = {"x86_64": 165, "aarch64": 40}.get(os.uname().machine, 165)
-UMOUNT2_NR = {"x86_64": 166, "aarch64": 39}.get(os.uname().machine, 166)
+_NUMBERS = {
+    "x86_64": {"mount": 165, "umount2": 166, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
+               "fsopen": 430, "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "creat": 85,
+               "open": 2, "openat": 257, "mknod": 133, "mknodat": 259, "setxattr": 188, "lsetxattr": 189,
+               "fsetxattr": 190},
+    "aarch64": {"mount": 40, "umount2": 39, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
+                "fsopen": 430, "fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "openat": 56, "mknodat": 33,
+                "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7},
+}
+NAMES = {nr: name for name, nr in _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"]).items()}
+MOUNT_NR = _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"])["mount"]
+UMOUNT2_NR = _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"])["umount2"]
 _PROPAGATION = sc.MS_SHARED | sc.MS_SLAVE | sc.MS_PRIVATE | sc.MS_UNBINDABLE
 _NOT_NEW = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_MOVE | _PROPAGATION
 CONTINUE = object()
@@ -66,6 +77,20 @@ def read_string(pid: int, addr: int, limit: int = 4096) -> str:
     raise OSError(errno.ENAMETOOLONG, "string too long")
 
 
+def read_memory(pid: int, addr: int, size: int) -> bytes:
+    """`size` bytes of the caller's memory (EFAULT for a bad pointer)."""
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.pread(fd, size, addr)
+    except OSError:
+        raise OSError(errno.EFAULT, "bad address") from None
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise OSError(errno.EFAULT, "bad address")
+    return data
+
+
 def _privileged(pid: int, kinds: tuple[str, ...]) -> bool:
     """CAP_SYS_ADMIN over the user namespace owning each of the caller's `kinds` namespaces."""
     return all(ns.has_cap_over(pid, f"/proc/{pid}/ns/{k}") for k in kinds)
@@ -85,13 +110,19 @@ class Trap:
         sock = await bind_unix(path)
         task_status.started()
         async with trio.open_nursery() as nursery:
+            failing = False
             while True:
                 try:
                     conn, _ = await sock.accept()
                 except OSError as e:  # EMFILE/ENFILE/ENOMEM: refuse new work, keep serving
-                    log.warning("seccomp listener socket: accept failed (%s); retrying", e.strerror)
+                    if not failing:
+                        log.warning("seccomp listener socket: accept failed (%s); retrying", e.strerror)
+                    failing = True
                     await trio.sleep(ACCEPT_RETRY)
                     continue
+                if failing:
+                    log.info("seccomp listener socket: accepting again")
+                    failing = False
                 nursery.start_soon(self._connection, conn, nursery)
 
     async def _connection(self, conn, nursery) -> None:
@@ -148,10 +179,15 @@ class Trap:
 
     def _decide(self, n: seccomp.Notification) -> object:
         try:
-            if n.nr == UMOUNT2_NR:
+            name = NAMES.get(n.nr)
+            if name == "umount2":
                 return self._umount(n)
-            if n.nr == MOUNT_NR:
+            if name == "mount":
                 return self._mount(n)
+            if name in ("open_tree", "move_mount", "mount_setattr", "fsopen"):
+                return self._mount_api(name, n)
+            if name is not None:
+                return self._guard_mode(name, n)
             return CONTINUE
         except OSError as e:
             if e.errno in (errno.ESRCH, errno.ENOENT) and not os.path.exists(f"/proc/{n.pid}"):
@@ -185,6 +221,61 @@ class Trap:
         source = read_string(n.pid, n.args[0]) if n.args[0] and flags & (sc.MS_MOVE | sc.MS_BIND) else ""
         target = read_string(n.pid, n.args[1]) if flags & sc.MS_REMOUNT else ""
         code = procmount.check_mount(n.pid, source, target, flags, imm.ids, imm.readonly, imm.parents)
+        return CONTINUE if code == ns.NOT_OURS else code
+
+    def _mount_api(self, name: str, n: seccomp.Notification) -> object:
+        """The new mount API: the same immutable mounts as mount(2) guards, in the initial mount
+        namespace, for a caller the kernel would let through."""
+        c = self._container(n.pid)
+        if c is None or not _privileged(n.pid, ("mnt",)):
+            return CONTINUE
+        if name == "fsopen":
+            code = guards.fsopen(read_string(n.pid, n.args[0], limit=256))
+            return CONTINUE if code == ns.NOT_OURS else code
+        if ns.ns_ino(n.pid, "mnt") != c.mntns:
+            return CONTINUE
+        imm = c.immutables()
+        path = read_string(n.pid, n.args[1]) if n.args[1] else ""
+        if name == "open_tree":
+            code = guards.open_tree(n.pid, n.args, path, imm.parents)
+        elif name == "move_mount":
+            code = guards.move_mount(n.pid, n.args, path, imm.ids)
+        else:
+            size = min(n.args[4], 64)
+            attr = read_memory(n.pid, n.args[3], size) if size else b""
+            code = guards.mount_setattr(n.pid, n.args, path, attr, imm.readonly, imm.ro_ancestors)
+        return CONTINUE if code == ns.NOT_OURS else code
+
+    def _guard_mode(self, name: str, n: seccomp.Notification) -> object:
+        """setuid/setgid bits and file capabilities, refused on bind-mounted host dirs."""
+        if self._container(n.pid) is None:
+            return CONTINUE
+        a = n.args
+        at = guards.AT_FDCWD
+        if name in ("chmod", "creat", "mknod", "open"):
+            path = read_string(n.pid, a[0])
+            if name == "chmod":
+                code = guards.set_mode(n.pid, at, path, a[1])
+            else:
+                code = guards.create_with_mode(n.pid, at, path, a[2] if name == "open" else a[1])
+        elif name == "fchmod":
+            code = guards.set_mode(n.pid, guards.as_int(a[0]), "", a[1], empty_ok=True)
+        elif name in ("fchmodat", "fchmodat2"):
+            flags = guards.as_int(a[3]) if name == "fchmodat2" else 0
+            code = guards.set_mode(n.pid, guards.as_int(a[0]), read_string(n.pid, a[1]) if a[1] else "", a[2],
+                                   follow=not flags & guards.AT_SYMLINK_NOFOLLOW,
+                                   empty_ok=bool(flags & guards.AT_EMPTY_PATH))
+        elif name in ("openat", "mknodat"):
+            code = guards.create_with_mode(n.pid, guards.as_int(a[0]), read_string(n.pid, a[1]),
+                                           a[3] if name == "openat" else a[2])
+        else:  # setxattr, lsetxattr, fsetxattr
+            xname = read_string(n.pid, a[1], limit=256)
+            if xname != guards.CAPABILITY_XATTR:
+                return CONTINUE
+            if name == "fsetxattr":
+                code = guards.set_xattr(n.pid, guards.as_int(a[0]), "", xname, True, True)
+            else:
+                code = guards.set_xattr(n.pid, at, read_string(n.pid, a[0]), xname, name == "setxattr", False)
         return CONTINUE if code == ns.NOT_OURS else code
 
     def _umount(self, n: seccomp.Notification) -> object:

@@ -65,3 +65,47 @@ def test_joining_a_missing_namespace_is_one_line(rt, make_bundle, cid):
     assert out.returncode == 1
     assert "linux.namespaces: network namespace /run/netns/no-such-netns" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def _sysctls(bundle: str, values: dict[str, str]) -> None:
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        spec = json.load(f)
+    spec["linux"]["sysctl"] = values
+    with open(path, "w") as f:
+        json.dump(spec, f)
+
+
+def _host_read(netns: str, knob: str) -> str:
+    name = os.path.basename(netns)
+    return subprocess.run(["ip", "netns", "exec", name, "cat", "/proc/sys/" + knob.replace(".", "/")],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_sysctls_of_a_joined_netns_are_set_before_the_container_starts(rt, make_bundle, cid, netns):
+    """A pod's securityContext.sysctls, podman's default_sysctls: runc could not write them from
+    inside the container's user namespace (EACCES); sysbox-runc writes them in that netns."""
+    bundle = make_bundle(["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start "
+                                      "/proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/shmmni; "
+                                      "echo 99 > /proc/sys/net/ipv4/ip_unprivileged_port_start || echo refused"])
+    _join(bundle, network=netns)
+    _sysctls(bundle, {"net.ipv4.ip_unprivileged_port_start": "100", "net.ipv4.ping_group_range": "0 2147483647",
+                      "kernel.shmmni": "2048"})  # the IPC namespace is the container's own: runc sets it
+    out = rt("run", "--bundle", bundle, cid)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0] == "100" and lines[1].split() == ["0", "2147483647"], out.stdout
+    assert lines[2] == "2048"
+    assert lines[3] == "refused"  # later writes from inside get the kernel's answer for the caller
+    assert _host_read(netns, "net.ipv4.ip_unprivileged_port_start") == "100"
+    assert open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read().strip() != "100"  # the host's own
+
+
+def test_a_bad_sysctl_value_for_a_joined_netns_fails_in_one_line_and_leaks_nothing(rt, make_bundle, cid, netns):
+    bundle = make_bundle(["true"])
+    _join(bundle, network=netns)
+    _sysctls(bundle, {"net.ipv4.ip_unprivileged_port_start": "not-a-number"})
+    out = rt("create", "--bundle", bundle, cid)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1
+    assert "linux.sysctl.net.ipv4.ip_unprivileged_port_start: Invalid argument" in out.stderr
+    assert cid not in rt.registered() and os.listdir(rt.root) == []

@@ -100,3 +100,32 @@ def test_podman_detached_exec_stop_rm(podman, session_mgr, session_fs, cid):
         rm = podman("rm", "-f", cid)
     assert rm.returncode == 0, rm.stderr
     assert wait_for(lambda: no_trace(podman, session_mgr, session_fs, full_id), 20)
+
+
+@pytest.fixture
+def test_netns():
+    """podman's default network (a CNI bridge, NAT rules) built inside a network namespace of
+    the test's own, so nothing of it touches the host's network."""
+    name = f"sbxpod{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_podman_default_network_with_its_default_sysctls(podman, session_mgr, session_fs, test_netns, tmp_path):
+    """podman makes the container's netns outside its user namespace and asks for
+    net.ipv4.ping_group_range (default_sysctls): runc alone failed with EACCES."""
+    cidfile = tmp_path / "cid"
+    argv = ["nsenter", f"--net=/run/netns/{test_netns}", *podman.argv, "run", "--rm", "--cidfile", str(cidfile), *LIMITS,
+            IMAGE, "sh", "-c", "cat /proc/sys/net/ipv4/ping_group_range; ls /sys/class/net; cat /proc/self/uid_map"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split()
+    assert words[:2] == ["0", "0"]  # podman's default, written in podman's netns
+    assert "eth0" in words and "lo" in words  # the bridge's veth end
+    assert words[-3:-2] == ["0"] and words[-1] == "65536"
+    assert wait_for(lambda: no_trace(podman, session_mgr, session_fs, cidfile.read_text().strip()), 20)
+    assert not os.path.exists("/sys/class/net/cni-podman0")  # the bridge was made in the test's netns

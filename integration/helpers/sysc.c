@@ -5,6 +5,7 @@
  *   sysc loop N mount SRC TGT TYPE FLAGS    N calls; prints "errno=count ..." (0 = success)
  *   sysc loop N umount TGT FLAGS
  *   sysc mounts N DIR                       N tmpfs mounts stacked on DIR (fairness floods)
+ *   sysc spread N DIR                       N tmpfs mounts on DIR/0 .. DIR/N-1 (a large mount table)
  *   sysc read FILE N                        N open+read+close; prints "fail=F median_us=M max_us=X"
  *   sysc chmod PATH MODE                    chmod(2) with an octal mode
  *   sysc creat PATH MODE                    open(O_CREAT|O_EXCL|O_WRONLY) with an octal mode
@@ -94,6 +95,17 @@ int main(int argc, char **argv) {
         long n = strtol(argv[2], 0, 0), ok = 0;
         for (long i = 0; i < n; i++)
             ok += mount("t", argv[3], "tmpfs", 0, "size=4k") == 0;
+        printf("%ld\n", ok);
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "spread")) {
+        long n = strtol(argv[2], 0, 0), ok = 0;
+        char path[4096];
+        for (long i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "%s/%ld", argv[3], i);
+            mkdir(path, 0755);
+            ok += mount("t", path, "tmpfs", 0, "size=4k") == 0;
+        }
         printf("%ld\n", ok);
         return 0;
     }

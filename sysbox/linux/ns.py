@@ -24,6 +24,7 @@ NS_GET_PARENT = 0xB702
 CAP_SYS_ADMIN = 21
 MAX_USERNS_DEPTH = 33  # the kernel allows 32 nested user namespaces
 NOT_OURS = 255  # exit code of a helper that declines: let the kernel handle the call
+HELPER_NICE = 10  # helpers run below the daemon that forked them
 
 
 def ns_ino(pid: int | str, kind: str) -> int:
@@ -114,6 +115,7 @@ def fork_and_wait(child: Callable[[], int], timeout: float | None = None) -> int
     if pid == 0:
         code = errno.EIO
         try:
+            os.nice(HELPER_NICE)  # a flood of helpers must not outrun the thread serving /proc reads
             code = child()
         except OSError as e:
             code = e.errno or errno.EIO

@@ -15,6 +15,7 @@ from sysbox.linux import syscalls as sc
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (sc.CLONE_NEWIPC, "mqueue")}
+_NSTYPES = {"network": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS}
 
 
 def _in_child(ns_path: str, nstype: int, action) -> int:
@@ -76,3 +77,18 @@ def move_into(pid: int, source: str, dest: str, replace: str | None = None) -> N
         os.close(fd)
     if code != 0:
         raise OSError(code, f"attaching {source} at {dest} in pid {pid}'s mount namespace: {os.strerror(code)}")
+
+
+def write_sysctl(ns_type: str, ns_path: str, knob: str, value: str) -> int:
+    """Write one sysctl inside the namespace at ns_path (as host root, for the caller that made
+    that namespace); returns 0 or the kernel's errno."""
+    path = "/proc/sys/" + knob.replace(".", "/")
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+
+    return _in_child(ns_path, _NSTYPES[ns_type], write)

@@ -109,6 +109,21 @@ def _joined_namespace_mounts(spec: dict[str, Any], cdir: str, meta: dict[str, An
     return out
 
 
+def _joined_sysctls(spec: dict[str, Any]) -> dict[str, Any]:
+    """Write the sysctls of namespaces the spec joins by path on the host side (runc, inside the
+    new user namespace, may not); returns the spec without them."""
+    from sysbox.linux import nsmount
+    from sysbox.runc.transform import sysctl
+
+    spec, taken = sysctl.split_joined(spec)
+    for kind, path, knob, value in taken:
+        code = nsmount.write_sysctl(kind, path, knob, value)
+        if code:
+            raise SysboxError(f"linux.sysctl.{knob}: {os.strerror(code)} (writing {value!r} in the {kind} "
+                              f"namespace {path})")
+    return spec
+
+
 def _check_pool(m: dict[str, int]) -> None:
     """Without a manager, a spec's own mapping must still lie inside the sysbox entries of
     /etc/subuid and /etc/subgid: ids outside them are host users'."""
@@ -189,6 +204,7 @@ def create(inv: Invocation, runtime: str) -> int:
 
         meta["ns_mounts"] = []
         ns_mounts = _joined_namespace_mounts(spec, cdir, meta)
+        spec = _joined_sysctls(spec)
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 oom_floor=caps.host_oom_floor(),

@@ -26,7 +26,8 @@ MESSAGES: dict[str, list[tuple]] = {
     "PodSandboxMetadata": [("name", 1, STR), ("uid", 2, STR), ("namespace", 3, STR), ("attempt", 4, U32)],
     "NamespaceOption": [("network", 1, I32), ("pid", 2, I32), ("ipc", 3, I32)],
     "LinuxSandboxSecurityContext": [("namespace_options", 1, MSG, "NamespaceOption")],
-    "LinuxPodSandboxConfig": [("cgroup_parent", 1, STR), ("security_context", 2, MSG, "LinuxSandboxSecurityContext")],
+    "LinuxPodSandboxConfig": [("cgroup_parent", 1, STR), ("security_context", 2, MSG, "LinuxSandboxSecurityContext"),
+                              ("sysctls", 3, MSG, "KeyValue", REP)],  # a map on the wire is repeated entries
     "PodSandboxConfig": [("metadata", 1, MSG, "PodSandboxMetadata"), ("hostname", 2, STR), ("log_directory", 3, STR),
                          ("linux", 8, MSG, "LinuxPodSandboxConfig")],
     "RunPodSandboxRequest": [("config", 1, MSG, "PodSandboxConfig"), ("runtime_handler", 2, STR)],
@@ -49,6 +50,9 @@ MESSAGES: dict[str, list[tuple]] = {
     "StopContainerRequest": [("container_id", 1, STR), ("timeout", 2, I64)],
     "ExecSyncRequest": [("container_id", 1, STR), ("cmd", 2, STR, None, REP), ("timeout", 3, I64)],
     "ExecSyncResponse": [("stdout", 1, BYTES), ("stderr", 2, BYTES), ("exit_code", 3, I32)],
+    "ExecRequest": [("container_id", 1, STR), ("cmd", 2, STR, None, REP), ("tty", 3, BOOL), ("stdin", 4, BOOL),
+                    ("stdout", 5, BOOL), ("stderr", 6, BOOL)],
+    "ExecResponse": [("url", 1, STR)],
 }
 # rpc -> (request, response)
 RPCS = {
@@ -61,6 +65,7 @@ RPCS = {
     "StopContainer": ("StopContainerRequest", "Empty"),
     "RemoveContainer": ("ContainerIdRequest", "Empty"),
     "ExecSync": ("ExecSyncRequest", "ExecSyncResponse"),
+    "Exec": ("ExecRequest", "ExecResponse"),
 }
 POD, CONTAINER, NODE = 0, 1, 2  # NamespaceMode
 

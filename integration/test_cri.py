@@ -77,13 +77,14 @@ def cri_containerd(session_mgr, session_fs, sysbox_state, tmp_path_factory):
         c.stop()
 
 
-def sandbox_config(cri: CRI, name: str, log_dir: str):
+def sandbox_config(cri: CRI, name: str, log_dir: str, sysctls: dict[str, str] | None = None):
     return cri.msg("PodSandboxConfig",
                    metadata=cri.msg("PodSandboxMetadata", name=name, uid=uuid.uuid4().hex, namespace="default"),
                    hostname=name, log_directory=log_dir,
                    linux=cri.msg("LinuxPodSandboxConfig", security_context=cri.msg(
                        "LinuxSandboxSecurityContext",
-                       namespace_options=cri.msg("NamespaceOption", network=POD, pid=CONTAINER, ipc=POD))))
+                       namespace_options=cri.msg("NamespaceOption", network=POD, pid=CONTAINER, ipc=POD)),
+                       sysctls=[cri.msg("KeyValue", key=k, value=v) for k, v in (sysctls or {}).items()]))
 
 
 def test_cri_version_names_containerd(cri_containerd):
@@ -137,3 +138,70 @@ def test_unknown_handler_is_refused_by_containerd(cri_containerd, tmp_path):
     with pytest.raises(grpc.RpcError) as e:
         cri.call("RunPodSandbox", config=sandbox_config(cri, "nohandler", str(tmp_path)), runtime_handler="no-such")
     assert "no-such" in e.value.details()
+
+
+def _container(cri: CRI, sandbox: str, cfg, name: str, command: list[str]):
+    return cri.call("CreateContainer", pod_sandbox_id=sandbox, sandbox_config=cfg, config=cri.msg(
+        "ContainerConfig", metadata=cri.msg("ContainerMetadata", name=name),
+        image=cri.msg("ImageSpec", image=BUSYBOX), log_path=f"{name}.log", command=command,
+        linux=cri.msg("LinuxContainerConfig", security_context=cri.msg(
+            "LinuxContainerSecurityContext",
+            namespace_options=cri.msg("NamespaceOption", network=POD, pid=CONTAINER, ipc=POD))))).container_id
+
+
+def test_pod_sysctls_two_containers_and_exec_sync(cri_containerd, session_mgr, tmp_path):
+    """securityContext.sysctls in a pod netns containerd made; kubectl exec (ExecSync) into
+    either container of the pod; stdout, stderr and the exit code come back."""
+    ctd, cri = cri_containerd
+    name = "pod-" + uuid.uuid4().hex[:6]
+    cfg = sandbox_config(cri, name, str(tmp_path), sysctls={"net.ipv4.ip_unprivileged_port_start": "100"})
+    sandbox = cri.call("RunPodSandbox", config=cfg, runtime_handler="sysbox-runc").pod_sandbox_id
+    made = [sandbox]
+    try:
+        first = _container(cri, sandbox, cfg, "one", ["sleep", "600"])
+        second = _container(cri, sandbox, cfg, "two", ["sleep", "600"])
+        made += [first, second]
+        for c in (first, second):
+            cri.call("StartContainer", container_id=c)
+        for c in (first, second):
+            r = cri.call("ExecSync", container_id=c, timeout=30,
+                         cmd=["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; ls /sys/class/net; "
+                                          "cat /proc/self/uid_map; echo to-stderr >&2; exit 3"])
+            out = r.stdout.decode().split()
+            assert r.exit_code == 3 and r.stderr.decode().strip() == "to-stderr", (r.exit_code, r.stderr)
+            assert out[0] == "100" and "eth0" in out, out  # the pod's sysctl and interface
+            assert out[-3] == "0" and out[-1] == "65536" and int(out[-2]) >= 1 << 24  # its own user namespace
+        ids = {c["id"] for c in session_mgr.call("status")["containers"]}
+        assert {sandbox, first, second} <= ids
+        # kubectl exec: a streaming Exec through containerd's streaming server, without and with a tty
+        plain = _stream(ctd, cri.call("Exec", container_id=first, cmd=["sh", "-c", "echo out; echo err >&2; exit 4"],
+                                      stdout=True, stderr=True).url)
+        assert (plain["stdout"], plain["stderr"]) == ("out\n", "err\n"), plain
+        assert plain["status"]["status"] == "Failure" and "4" in json.dumps(plain["status"]["details"]), plain
+        tty = _stream(ctd, cri.call("Exec", container_id=second, tty=True, stdin=True, stdout=True,
+                                    cmd=["sh", "-c", "read line; echo got:$line; tty; exit 0"]).url, "hello\n")
+        assert "got:hello" in tty["stdout"] and "/dev/pts/" in tty["stdout"], tty
+        assert tty["status"].get("status") == "Success", tty
+        for c in (first, second):
+            cri.call("StopContainer", container_id=c, timeout=5)
+            cri.call("RemoveContainer", container_id=c)
+    finally:
+        cri.call("StopPodSandbox", pod_sandbox_id=sandbox)
+        cri.call("RemovePodSandbox", pod_sandbox_id=sandbox)
+    deadline = time.monotonic() + 20
+    while set(made) & {c["id"] for c in session_mgr.call("status")["containers"]} and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(made) & {c["id"] for c in session_mgr.call("status")["containers"]}
+    assert not [m for m in mounts() if any(i in m for i in made)]
+
+
+def _stream(ctd, url: str, stdin: str | None = None) -> dict:
+    """Run the WebSocket client in containerd's netns, where its streaming server listens."""
+    import subprocess
+    import sys
+
+    helper = os.path.join(os.path.dirname(__file__), "helpers", "ws_exec.py")
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{ctd.netns}", sys.executable, helper, url,
+                          *([stdin] if stdin is not None else [])], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

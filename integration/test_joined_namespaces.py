@@ -109,3 +109,29 @@ def test_a_bad_sysctl_value_for_a_joined_netns_fails_in_one_line_and_leaks_nothi
     assert out.returncode == 1 and out.stderr.count("\n") == 1
     assert "linux.sysctl.net.ipv4.ip_unprivileged_port_start: Invalid argument" in out.stderr
     assert cid not in rt.registered() and os.listdir(rt.root) == []
+
+
+def test_exec_into_a_container_in_a_netns_it_does_not_own(rt, make_bundle, cid, netns):
+    """kubectl exec into a pod, docker exec into --network host: runc 1.1 alone gets EPERM."""
+    bundle = make_bundle(["sleep", "300"])
+    _join(bundle, network=netns)
+    assert rt("run", "-d", "--bundle", bundle, cid).returncode == 0
+    plain = run_runc(rt, "exec", cid, "true")
+    assert plain.returncode != 0 and "operation not permitted" in plain.stderr.lower()  # why this exists
+    out = rt("exec", cid, "sh", "-c", "ls /sys/class/net; cat /proc/self/uid_map; id -u; echo oops >&2; exit 7")
+    assert out.returncode == 7 and out.stderr.strip() == "oops", out.stderr
+    words = out.stdout.split()
+    assert "sbxdummy0" in words and words[-4:] == ["0", words[-3], "65536", "0"] and int(words[-3]) >= 1 << 24
+    pid_file = os.path.join(os.path.dirname(bundle), "exec.pid")
+    out = rt("exec", "--detach", "--pid-file", pid_file, cid, "sleep", "100")
+    assert out.returncode == 0, out.stderr
+    pid = int(open(pid_file).read())
+    assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{rt.state(cid)['pid']}/ns/net")
+    assert os.readlink(f"/proc/{pid}/ns/user") == os.readlink(f"/proc/{rt.state(cid)['pid']}/ns/user")
+    assert not [d for d in os.listdir(os.path.dirname(rt.root)) if d.startswith("exec-")]  # the copy is gone
+
+
+def run_runc(rt, *args: str):
+    from integration.conftest import run
+
+    return run(["runc", "--root", rt.root, *args])

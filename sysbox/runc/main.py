@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             from sysbox.runc import stdio
 
             stdio.privatize()
+        if inv.command == "exec" and not inv.flags.get("help") and inv.container_id:
+            from sysbox.runc import execns
+
+            rc = execns.run(inv, runtime)  # only for namespaces joined from outside its userns
+            if rc is not None:
+                return rc
         if inv.flags.get("help") or inv.command not in ("create", "run", "delete"):
             lower.exec_(runtime, inv.lower_argv())  # the hot path: nothing else imported
         if inv.command == "create":

@@ -135,3 +135,29 @@ def _system_container(d, systemd_image, session_mgr, cid):
     assert wait_for(lambda: full_id not in [c["id"] for c in session_mgr.call("status")["containers"]], 30, 0.5)
     assert not os.path.exists(os.path.join(session_mgr.data_root, "docker", full_id))
     print(f"\nboot to running through docker: {boot:.2f} s")
+
+
+def test_network_host_and_container_modes(docker, cid):
+    """--network host joins the daemon's network namespace (here the test's own) and
+    --network container:X another container's: allowed, exec works, and the container may
+    not write that namespace's knobs (it is not its own)."""
+    d = docker
+    run = d.docker("run", "-d", "--runtime=sysbox-runc", "--name", cid, "--network", "host", "local/busybox",
+                   "sleep", "300")
+    assert run.returncode == 0, run.stderr
+    try:
+        links = d.in_netns("ip", "-o", "link").stdout.splitlines()  # sysfs would show the mounter's netns
+        daemon_ifaces = sorted(line.split(":")[1].strip().split("@")[0] for line in links)
+        ex = d.docker("exec", cid, "sh", "-c", "ls /sys/class/net; cat /proc/self/uid_map")
+        assert ex.returncode == 0, ex.stderr
+        words = ex.stdout.split()
+        assert sorted(words[:-3]) == daemon_ifaces and words[-3] == "0" and words[-1] == "65536"
+        before = d.in_netns("cat", "/proc/sys/net/ipv4/tcp_keepalive_time").stdout
+        w = d.docker("exec", cid, "sh", "-c", "echo 7201 > /proc/sys/net/ipv4/tcp_keepalive_time")
+        assert w.returncode != 0 and "Permission denied" in w.stderr
+        assert d.in_netns("cat", "/proc/sys/net/ipv4/tcp_keepalive_time").stdout == before
+        joined = d.docker("run", "--rm", "--runtime=sysbox-runc", "--network", f"container:{cid}", "local/busybox",
+                          "ls", "/sys/class/net")
+        assert joined.returncode == 0 and sorted(joined.stdout.split()) == daemon_ifaces, joined.stderr
+    finally:
+        assert d.docker("rm", "-f", cid).returncode == 0

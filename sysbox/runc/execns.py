@@ -15,36 +15,45 @@ leaves the process to the shim, the subreaper, as usual.  The copy is removed wh
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import tempfile
 
 from sysbox.runc import state
 from sysbox.runc.cli import Invocation
 
 # runc's namespace type names -> /proc/PID/ns names and setns flags
 _JOINABLE = {"NEWNET": ("net", 0x40000000), "NEWIPC": ("ipc", 0x08000000), "NEWUTS": ("uts", 0x04000000)}
+_NS_GET_USERNS = 0xB701  # as sysbox.linux.ns, which the exec path may not import (ctypes)
 
 
-def foreign_namespaces(runc_state: dict) -> list[tuple[str, str]]:
-    """(runc type, path) of the joinable namespaces whose owner is not the container's user
-    namespace, from runc's state.json (its config's namespace list and the init pid)."""
-    from sysbox.linux.ns import owner_ino
+def _init_pid(state_json: bytes) -> int | None:
+    """The init pid from runc's state.json, without importing json (exec is a hot path)."""
+    key = b'"init_process_pid":'
+    at = state_json.find(key)
+    if at < 0:
+        return None
+    digits = state_json[at + len(key):at + len(key) + 12].lstrip().split(b",")[0].strip()
+    return int(digits) if digits.isdigit() else None
 
-    pid = runc_state.get("init_process_pid")
-    namespaces = ((runc_state.get("config") or {}).get("namespaces")) or []
-    kinds = {ns.get("type"): ns.get("path") or "" for ns in namespaces}
-    if not pid or "NEWUSER" not in kinds:
-        return []
+
+def _owner(path: str) -> int:
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        owner = fcntl.ioctl(fd, _NS_GET_USERNS)
+    finally:
+        os.close(fd)
+    try:
+        return os.fstat(owner).st_ino
+    finally:
+        os.close(owner)
+
+
+def foreign_namespaces(pid: int) -> list[tuple[str, str]]:
+    """(runc type, path) of the init's net/ipc/uts namespaces that its user namespace does not own."""
     user = os.stat(f"/proc/{pid}/ns/user").st_ino
-    out = []
-    for kind, (name, _flag) in _JOINABLE.items():
-        if kind in kinds:
-            path = f"/proc/{pid}/ns/{name}"
-            if owner_ino(path) != user:
-                out.append((kind, path))
-    return out
+    return [(kind, f"/proc/{pid}/ns/{name}") for kind, (name, _flag) in _JOINABLE.items()
+            if _owner(f"/proc/{pid}/ns/{name}") != user]
 
 
 def run(inv: Invocation, runtime: str) -> int | None:
@@ -52,14 +61,21 @@ def run(inv: Invocation, runtime: str) -> int | None:
     root = state.runc_root(inv.globals)
     cid = str(inv.container_id)
     try:
-        with open(os.path.join(root, cid, "state.json")) as f:
-            current = json.load(f)
-    except (OSError, ValueError):
-        return None  # runc will report the missing container itself
-    foreign = foreign_namespaces(current)
+        with open(os.path.join(root, cid, "state.json"), "rb") as f:
+            raw = f.read()
+        pid = _init_pid(raw)
+        foreign = foreign_namespaces(pid) if pid else []
+    except OSError:
+        return None  # runc will report what is wrong itself
     if not foreign:
         return None
+    import json
+    import subprocess
+    import tempfile
+
     from sysbox.linux import syscalls as sc
+
+    current = json.loads(raw)
 
     for kind, path in foreign:  # as host root, before runc enters the user namespace
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -53,6 +53,8 @@ MESSAGES: dict[str, list[tuple]] = {
     "ExecRequest": [("container_id", 1, STR), ("cmd", 2, STR, None, REP), ("tty", 3, BOOL), ("stdin", 4, BOOL),
                     ("stdout", 5, BOOL), ("stderr", 6, BOOL)],
     "ExecResponse": [("url", 1, STR)],
+    "PortForwardRequest": [("pod_sandbox_id", 1, STR), ("port", 2, I32, None, REP)],
+    "PortForwardResponse": [("url", 1, STR)],
 }
 # rpc -> (request, response)
 RPCS = {
@@ -66,6 +68,7 @@ RPCS = {
     "RemoveContainer": ("ContainerIdRequest", "Empty"),
     "ExecSync": ("ExecSyncRequest", "ExecSyncResponse"),
     "Exec": ("ExecRequest", "ExecResponse"),
+    "PortForward": ("PortForwardRequest", "PortForwardResponse"),
 }
 POD, CONTAINER, NODE = 0, 1, 2  # NamespaceMode
 

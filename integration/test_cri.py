@@ -158,7 +158,10 @@ def test_pod_sysctls_two_containers_and_exec_sync(cri_containerd, session_mgr, t
     sandbox = cri.call("RunPodSandbox", config=cfg, runtime_handler="sysbox-runc").pod_sandbox_id
     made = [sandbox]
     try:
-        first = _container(cri, sandbox, cfg, "one", ["sleep", "600"])
+        pause_pid = next(c["pid"] for c in session_mgr.call("status")["containers"] if c["id"] == sandbox)
+        pod_netns = os.stat(f"/proc/{pause_pid}/ns/net").st_ino
+        first = _container(cri, sandbox, cfg, "one", ["sh", "-c", "mkdir -p /www && echo pod-page > /www/index.html "
+                                                                  "&& exec httpd -f -p 8080 -h /www"])
         second = _container(cri, sandbox, cfg, "two", ["sleep", "600"])
         made += [first, second]
         for c in (first, second):
@@ -182,6 +185,9 @@ def test_pod_sysctls_two_containers_and_exec_sync(cri_containerd, session_mgr, t
                                     cmd=["sh", "-c", "read line; echo got:$line; tty; exit 0"]).url, "hello\n")
         assert "got:hello" in tty["stdout"] and "/dev/pts/" in tty["stdout"], tty
         assert tty["status"].get("status") == "Success", tty
+        # kubectl port-forward: into the pod's netns, to the first container's server
+        page = _forward(ctd, cri.call("PortForward", pod_sandbox_id=sandbox, port=[8080]).url, 8080)
+        assert "200 OK" in page and page.rstrip().endswith("pod-page"), page
         for c in (first, second):
             cri.call("StopContainer", container_id=c, timeout=5)
             cri.call("RemoveContainer", container_id=c)
@@ -193,6 +199,7 @@ def test_pod_sysctls_two_containers_and_exec_sync(cri_containerd, session_mgr, t
         time.sleep(0.2)
     assert not set(made) & {c["id"] for c in session_mgr.call("status")["containers"]}
     assert not [m for m in mounts() if any(i in m for i in made)]
+    assert pod_netns not in _netns_files()  # containerd removed the pod's netns
 
 
 def _stream(ctd, url: str, stdin: str | None = None) -> dict:
@@ -205,3 +212,25 @@ def _stream(ctd, url: str, stdin: str | None = None) -> dict:
                           *([stdin] if stdin is not None else [])], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def _forward(ctd, url: str, port: int) -> str:
+    import subprocess
+    import sys
+
+    helper = os.path.join(os.path.dirname(__file__), "helpers", "ws_portforward.py")
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{ctd.netns}", sys.executable, helper, url, str(port)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _netns_files() -> set[int]:
+    """Namespace inodes of the files under /run/netns (other tests' come and go meanwhile)."""
+    out = set()
+    for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:
+        try:
+            out.add(os.stat(os.path.join("/run/netns", name)).st_ino)
+        except OSError:
+            pass
+    return out

@@ -147,8 +147,8 @@ def test_podman_detached_published_port_exec_stop_rm_on_the_default_network(podm
         ex = in_netns(podman_netns, [*podman.argv, "exec", cid, "sh", "-c", "ls /sys/class/net; id -u"])
         assert ex.returncode == 0 and "eth0" in ex.stdout.split() and ex.stdout.split()[-1] == "0", ex.stderr
         gateway = in_netns(podman_netns, ["ip", "-4", "-o", "addr", "show", "cni-podman0"]).stdout.split()[3]
-        got = wait_for(lambda: in_netns(podman_netns, ["wget", "-qO-", f"http://{gateway.split('/')[0]}:18080/"],
-                                        timeout=10).stdout, timeout=20)
+        url = f"http://{gateway.split('/')[0]}:18080/"
+        got = wait_for(lambda: in_netns(podman_netns, ["busybox", "wget", "-qO-", url], timeout=10).stdout, timeout=20)
         assert got.strip() == "hello-from-sysbox"  # through podman's published port, in the test's netns
         assert in_netns(podman_netns, [*podman.argv, "stop", "-t", "1", cid]).returncode == 0
     finally:

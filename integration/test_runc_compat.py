@@ -60,12 +60,24 @@ def test_lifecycle_matches_runc(make_bundle, rt, cid):
     assert ours[8][1] != 0  # state of a deleted container fails
 
 
-def test_version_names_both():
-    out = run([SYSBOX_RUNC, "--version"])
-    assert out.returncode == 0
-    lines = out.stdout.splitlines()
-    assert lines[0].startswith("sysbox-runc version ")
-    assert any(line.startswith("runc version ") for line in lines)
+def test_version_keeps_runcs_lines_first_then_names_sysbox():
+    """Tools parse runc's first lines (`runc version`, `commit:`, `spec:`)."""
+    ours, theirs = run([SYSBOX_RUNC, "--version"]), run(["runc", "--version"])
+    assert ours.returncode == 0 and theirs.returncode == 0
+    lines, runc_lines = ours.stdout.splitlines(), theirs.stdout.splitlines()
+    assert lines[:len(runc_lines)] == runc_lines and lines[0].startswith("runc version ")
+    assert lines[len(runc_lines)].startswith("sysbox-runc version ")
+
+
+RUNC_COMMANDS = ["checkpoint", "restore", "create", "run", "start", "state", "kill", "delete", "exec", "ps",
+                 "pause", "resume", "update", "events", "features", "list", "spec"]
+
+
+@pytest.mark.parametrize("command", RUNC_COMMANDS)
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_every_subcommands_help_is_runcs(command, flag):
+    ours, theirs = run([SYSBOX_RUNC, command, flag]), run(["runc", command, flag])
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
 
 
 def test_exec_and_events_pass_through(make_bundle, rt, cid):
@@ -118,3 +130,78 @@ def test_delete_without_our_flags_finds_the_state_through_runc(make_bundle, rt, 
     assert not os.path.exists(cdir)
     assert cid not in rt.registered() and cid not in rt.fs_registered()
     assert not [m for m in mounts() if cid in m]
+
+
+@pytest.mark.parametrize("atime", ["strictatime", "noatime", "nodiratime", "relatime"])
+def test_bind_with_an_atime_option_runs_as_with_runc(make_bundle, rt, runc_root, cid, tmp_path, atime):
+    """runc's remount of a bind with an atime option: locked under a user namespace (EPERM),
+    so sysbox-runc keeps the source's atime flags instead, and the container runs as with runc."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("x")
+    os.chmod(tmp_path, 0o755)
+    results = []
+    for name, runner in (("runc", None), ("sysbox", rt)):
+        bundle = make_bundle(["cat", "/mnt/f"], name=f"{name}-{atime}")
+        path = os.path.join(bundle, "config.json")
+        spec = json.load(open(path))
+        spec["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(src),
+                               "options": ["rbind", atime]})
+        json.dump(spec, open(path, "w"))
+        out = runner("run", "--bundle", bundle, cid + name) if runner else \
+            run(["runc", "--root", runc_root, "run", "--bundle", bundle, cid + name])
+        results.append((out.returncode, out.stdout))
+    assert results[0] == results[1] == (0, "x"), results
+
+
+@pytest.mark.parametrize("prop", ["slave", "rslave", "private", "rprivate", "shared", "rshared", "unbindable"])
+def test_rootfs_propagation_as_with_runc(make_bundle, rt, runc_root, cid, prop):
+    """Same exit status as runc for every linux.rootfsPropagation (runc 1.1.5 itself fails on
+    unbindable: its bind of the rootfs onto itself is EINVAL there), special dirs included."""
+    codes = []
+    for name, runner in (("runc", None), ("sysbox", rt)):
+        bundle = make_bundle(["true"], name=f"{name}-{prop}")
+        path = os.path.join(bundle, "config.json")
+        spec = json.load(open(path))
+        spec["linux"]["rootfsPropagation"] = prop
+        json.dump(spec, open(path, "w"))
+        out = runner("run", "--bundle", bundle, cid + name) if runner else \
+            run(["runc", "--root", runc_root, "run", "--bundle", bundle, cid + name])
+        codes.append(out.returncode)
+    assert codes[0] == codes[1], codes
+    assert cid + "sysbox" not in rt.registered()
+
+
+def _caps_of(runner, runc_root: str, bundle: str, cid: str) -> list[str]:
+    out = runner("run", "--bundle", bundle, cid) if runner else \
+        run(["runc", "--root", runc_root, "run", "--bundle", bundle, cid])
+    assert out.returncode == 0, out.stderr
+    return [line for line in out.stdout.splitlines() if line.startswith("Cap")]
+
+
+@pytest.mark.parametrize("uid,annotation", [(1000, None), (0, "true")])
+def test_capabilities_as_the_spec_asks_like_runc(make_bundle, rt, runc_root, cid, uid, annotation):
+    """Non-root processes get exactly the spec's sets; root too with io.sysbox.honor-caps."""
+    wanted = ["CAP_NET_BIND_SERVICE", "CAP_KILL"]
+    seen = []
+    for name, runner in (("runc", None), ("sysbox", rt)):
+        bundle = make_bundle(["grep", "^Cap", "/proc/self/status"], name=f"{name}-{uid}")
+        path = os.path.join(bundle, "config.json")
+        spec = json.load(open(path))
+        spec["process"]["user"] = {"uid": uid, "gid": uid}
+        spec["process"]["capabilities"] = {k: list(wanted) for k in
+                                           ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        if annotation:
+            spec.setdefault("annotations", {})["io.sysbox.honor-caps"] = annotation
+        json.dump(spec, open(path, "w"))
+        seen.append(_caps_of(runner, runc_root, bundle, cid + name))
+    assert seen[0] == seen[1] and any(line.startswith("CapAmb:") and line.split()[1] != "0" * 16
+                                      for line in seen[0]), seen
+
+
+def test_root_gets_the_full_set_by_default(make_bundle, rt, runc_root, cid):
+    """The deliberate difference: a system container's root has every capability (in its userns)."""
+    bundle = make_bundle(["grep", "^CapEff", "/proc/self/status"])
+    eff = int(_caps_of(rt, runc_root, bundle, cid)[0].split()[1], 16)
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    assert eff == (1 << (last + 1)) - 1

@@ -67,3 +67,14 @@ def test_huge_value_is_not_dumped():
     with pytest.raises(oci.SpecError) as e:
         oci.validate(spec)
     assert len(str(e.value)) < 200
+
+
+@pytest.mark.parametrize("access", ["rwm", "mrw", "RWM", "x", ""])
+def test_device_access_strings_runc_takes_are_accepted(access):
+    """runc 1.1.5 starts containers with any of these (measured): the schema may not refuse them."""
+    from sysbox.oci.spec import validate
+
+    spec = {"ociVersion": "1.0.2", "root": {"path": "rootfs"}, "process": {"args": ["true"], "cwd": "/"},
+            "linux": {"resources": {"devices": [{"allow": True, "type": "c", "major": 1, "minor": 3,
+                                                  "access": access}]}}}
+    validate(spec)

@@ -53,15 +53,23 @@ def test_user_and_cgroup_namespaces_with_the_allocated_range():
     assert o["linux"]["sysctl"]["net.ipv4.ping_group_range"] == "0 65535"
 
 
-def test_full_caps_for_root_bounding_only_for_others():
+def test_full_caps_for_root_the_specs_own_for_others():
     o = out()
     assert o["process"]["capabilities"]["effective"] == caps.NAMES
     assert "apparmorProfile" not in o["process"]
     spec = copy.deepcopy(BASE)
     spec["process"]["user"]["uid"] = 1000
     o = transform.apply(spec, CTX._replace(cap_last_cap=37))
-    assert o["process"]["capabilities"]["bounding"][-1] == "CAP_AUDIT_READ"
-    assert o["process"]["capabilities"]["effective"] == []
+    assert o["process"]["capabilities"] == BASE["process"]["capabilities"]  # exactly as runc
+
+
+def test_honor_caps_keeps_roots_spec_capabilities():
+    spec = copy.deepcopy(BASE)
+    assert transform.apply(spec, CTX._replace(honor_caps=True))["process"]["capabilities"] == \
+        BASE["process"]["capabilities"]
+    assert caps.honored({"annotations": {caps.HONOR_ANNOTATION: "true"}}, None)
+    assert caps.honored({}, "1") and not caps.honored({}, None) and not caps.honored({}, "false")
+    assert caps.honored({"annotations": {caps.HONOR_ANNOTATION: "false"}}, "true") is False
 
 
 def test_mounts_for_a_systemd_container():

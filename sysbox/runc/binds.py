@@ -39,13 +39,23 @@ def wanted(m: dict[str, Any], uid: int, size: int, skip: tuple[str, ...]) -> boo
     return not mountinfo.fstype_of(os.path.realpath(src)).startswith(_SKIP_FSTYPES)
 
 
-_LOCKED = ((os.ST_NOSUID, "nosuid", "suid"), (os.ST_NODEV, "nodev", "dev"), (os.ST_NOEXEC, "noexec", "exec"))
+_LOCKED = ((os.ST_NOSUID, "nosuid", "suid"), (os.ST_NODEV, "nodev", "dev"), (os.ST_NOEXEC, "noexec", "exec"),
+           (os.ST_RDONLY, "ro", "rw"))
+_ATIME = frozenset({"atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime",
+                    "nostrictatime"})
+
+
+def _source_atime(flags: int) -> list[str]:
+    out = ["noatime"] if flags & os.ST_NOATIME else ["relatime"] if flags & os.ST_RELATIME else ["strictatime"]
+    return out + (["nodiratime"] if flags & os.ST_NODIRATIME else [])
 
 
 def keep_locked_flags(m: dict[str, Any]) -> None:
-    """Carry the source mount's nosuid/nodev/noexec into the bind's options.  From inside a user
-    namespace these flags are locked: runc's read-only remount of the bind (Kubernetes' shm,
-    `-v src:dst:ro`) would clear them and fail with EPERM (runc 1.1 does not keep them itself)."""
+    """Carry the source mount's locked flags into the bind's options.  From inside a user
+    namespace, nosuid/nodev/noexec/ro and the atime flags of a mount that came from the host are
+    locked: runc's remount of the bind (Kubernetes' shm, `-v src:dst:ro`, an atime option) would
+    change them and fail with EPERM (runc 1.1 does not keep them itself).  An atime option the
+    spec asks for is replaced by the source's: under a user namespace it cannot be had."""
     try:
         flags = os.statvfs(m["source"]).f_flag
     except (OSError, KeyError):
@@ -56,6 +66,8 @@ def keep_locked_flags(m: dict[str, Any]) -> None:
             opts = [o for o in opts if o != opposite]
             if locked not in opts:
                 opts.append(locked)
+    if _ATIME & set(opts):
+        opts = [o for o in opts if o not in _ATIME] + _source_atime(flags)
     m["options"] = opts
 
 

@@ -49,6 +49,7 @@ COMMANDS: dict[str, dict[str, bool]] = {
 }
 for _flags in COMMANDS.values():
     _flags["help"] = False
+HELP_ALIASES = {"h": "help"}  # urfave/cli gives every subcommand -h
 COMMAND_ALIASES: dict[str, dict[str, str]] = {
     "create": {"b": "bundle"}, "run": {"b": "bundle", "d": "detach"}, "kill": {"a": "all"},
     "delete": {"f": "force"}, "ps": {"f": "format"}, "list": {"f": "format", "q": "quiet"},
@@ -171,11 +172,15 @@ def parse(argv: list[str]) -> Invocation:
         return inv
     command = argv[i]
     if command in UNSUPPORTED:
+        if any(t in ("-h", "--help", "-help") for t in argv[i + 1:]):
+            inv.command, inv.flags["help"] = command, True  # runc's own help text, exit 0
+            inv._raw_command = argv[i + 1:]
+            return inv
         raise UsageError(f"{command}: {UNSUPPORTED[command]}")
     if command not in COMMANDS:
         raise UsageError(f"No help topic for '{command}'")
     inv.command = command
-    j = _parse_flags(argv, i + 1, COMMANDS[command], COMMAND_ALIASES.get(command, {}),
+    j = _parse_flags(argv, i + 1, COMMANDS[command], {**HELP_ALIASES, **COMMAND_ALIASES.get(command, {})},
                      inv.flags, inv._raw_command, f"{command}: ")
     inv.args = argv[j:]
     inv._raw_command.extend(inv.args)

@@ -145,7 +145,7 @@ def _special_dir_kinds(spec: dict[str, Any]) -> list[str]:
 
 def create(inv: Invocation, runtime: str) -> int:
     """Run the whole create; returns runc's exit status (non-zero means nothing is left)."""
-    from sysbox.runc import rootfs, transform
+    from sysbox.runc import rootfs, settings, transform
     from sysbox.runc.delete import cleanup
     from sysbox.runc.transform import caps, namespaces
 
@@ -208,6 +208,7 @@ def create(inv: Invocation, runtime: str) -> int:
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 oom_floor=caps.host_oom_floor(),
+                                honor_caps=caps.honored(spec, settings.get(inv.globals, "honor-caps")),
                                 fs_nodes=fsnodes.spec_mounts(fs["mountpoint"]) if fs else [],
                                 trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)
@@ -224,6 +225,8 @@ def create(inv: Invocation, runtime: str) -> int:
         state.write_private(os.path.join(cdir, "config.json"), json.dumps(new))
         if transform.mounts.is_systemd(spec):
             state.write_private(os.path.join(cdir, state.SYSTEMD_MARK), "")
+        if ctx.honor_caps:  # exec'd processes follow the same rule (execproc.py)
+            state.write_private(os.path.join(cdir, state.HONOR_CAPS_MARK), "")
 
         rc = subprocess.call([runtime, *inv.lower_globals(), "create", *lower_create_args(inv, cdir)])
         if rc != 0:

@@ -34,12 +34,15 @@ def _systemd_stop_signal(inv: cli.Invocation) -> None:
 
 
 def _version(runtime: str) -> int:
+    """runc's lines first (tools parse `runc version`, `commit:`, `spec:`), then ours."""
     from sysbox import __version__
     import subprocess
 
+    out = subprocess.run([runtime, "--version"], stdout=subprocess.PIPE)
+    sys.stdout.buffer.write(out.stdout)
     sys.stdout.write(f"{PROG} version {__version__}\nlower runtime: {runtime}\n")
     sys.stdout.flush()
-    return subprocess.call([runtime, "--version"])
+    return out.returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ import os
 
 DEFAULT_CONFIG = "/etc/sysbox/sysbox-runc.conf"
 KEYS = {"lower-runtime": "SYSBOX_LOWER_RUNTIME", "mgr-socket": "SYSBOX_MGR_SOCKET",
-        "fs-socket": "SYSBOX_FS_SOCKET", "sysbox-state": "SYSBOX_RUNC_STATE_DIR", "shift-mode": "SYSBOX_SHIFT_MODE"}
+        "fs-socket": "SYSBOX_FS_SOCKET", "sysbox-state": "SYSBOX_RUNC_STATE_DIR", "shift-mode": "SYSBOX_SHIFT_MODE",
+        "honor-caps": "SYSBOX_HONOR_CAPS"}
 
 _file: dict[str, str] | None = None
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STATE_DIR = "/run/sysbox/runc"
 SYSTEMD_MARK = "init-is-systemd"
+HONOR_CAPS_MARK = "honor-caps"
 DEFAULT_RUNC_ROOT = "/run/runc"
 
 

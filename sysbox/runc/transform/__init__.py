@@ -24,14 +24,16 @@ class TransformError(SysboxError):
 
 
 class Context(namedtuple("Context", "uid gid size rootfs bundle cap_last_cap special_dirs fs_nodes trap_socket "
-                                    "ns_mounts oom_floor", defaults=("/", 40, (), (), None, None, None))):
+                                    "ns_mounts oom_floor honor_caps",
+                         defaults=("/", 40, (), (), None, None, None, False))):
     """Facts about the host and this container, gathered by the caller.
 
     uid, gid, size: the container's id range; rootfs: its mount point; special_dirs: host-backed
     dirs from the manager; fs_nodes: sysbox-fs's bind mounts; trap_socket: sysbox-fs's seccomp
     listener, where mount(2) is trapped; ns_mounts: {destination: host path} of
     sysfs/mqueue mounted by the host for namespaces the container joins (linux/nsmount.py);
-    oom_floor: the lowest process.oomScoreAdj runc can set here (None: any).  A namedtuple, not a dataclass: importing dataclasses
+    oom_floor: the lowest process.oomScoreAdj runc can set here (None: any); honor_caps: keep the
+    spec's capabilities for root too (transform/caps.py).  A namedtuple, not a dataclass: importing dataclasses
     costs create ~12 ms (it pulls in inspect), on every container start."""
 
     __slots__ = ()

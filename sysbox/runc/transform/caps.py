@@ -1,4 +1,11 @@
-"""Capabilities: the full set for the container's root, which is safe only inside its user namespace."""
+"""Capabilities: the full set for the container's root, which is safe only inside its user namespace.
+
+Root (uid 0) gets every capability by default, in every set, as in Sysbox: system software
+(systemd, dockerd, mount) expects a VM's root.  Every other process gets exactly what the spec
+asks for, as with runc.  With honor-caps (the `honor-caps = true` setting, SYSBOX_HONOR_CAPS=1,
+or the annotation io.sysbox.honor-caps=true on one container) root gets exactly what the spec
+asks for too (Sysbox's SYSBOX_HONOR_CAPS).
+"""
 
 from __future__ import annotations
 
@@ -45,15 +52,26 @@ def all_caps(cap_last_cap: int) -> list[str]:
     return NAMES[: min(cap_last_cap, len(NAMES) - 1) + 1]
 
 
-def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    process = spec.setdefault("process", {})
-    full = all_caps(ctx.cap_last_cap)
-    uid = process.get("user", {}).get("uid", 0)
-    if uid == 0:
+HONOR_ANNOTATION = "io.sysbox.honor-caps"
+
+
+def honored(spec: dict[str, Any], setting: str | None) -> bool:
+    """Does this container keep its spec's capabilities for root too?"""
+    value = (spec.get("annotations") or {}).get(HONOR_ANNOTATION) or setting or ""
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def for_process(process: dict[str, Any], cap_last_cap: int, honor: bool) -> None:
+    """The rule above, applied to one process spec (create's, or exec's)."""
+    if process.get("user", {}).get("uid", 0) == 0 and not honor:
+        full = all_caps(cap_last_cap)
         process["capabilities"] = {k: list(full) for k in ("bounding", "effective", "inheritable", "permitted")}
         process["capabilities"]["ambient"] = []
-    else:  # like a root-less process on a VM: may gain caps through setuid or file caps
-        process["capabilities"] = {"bounding": list(full), "effective": [], "inheritable": [],
-                                   "permitted": [], "ambient": []}
+    # otherwise the spec's own sets stand, exactly as runc would apply them
+
+
+def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    process = spec.setdefault("process", {})
+    for_process(process, ctx.cap_last_cap, bool(ctx.honor_caps))
     process.pop("apparmorProfile", None)  # the host's profile would forbid mount inside
     return spec

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from integration.conftest import CACHE, VENV_BIN, mounts
+from integration.conftest import CACHE, VENV_BIN, mounts, wait_for
 from integration.containerd import Containerd
 from sysbox import images
 
@@ -124,12 +124,8 @@ def test_pod_with_the_sysbox_handler_runs_system_containers(cri_containerd, sess
         cri.call("StopContainer", container_id=container, timeout=5)
         cri.call("RemoveContainer", container_id=container)
     finally:
-        cri.call("StopPodSandbox", pod_sandbox_id=sandbox)
-        cri.call("RemovePodSandbox", pod_sandbox_id=sandbox)
-    deadline = time.monotonic() + 20
-    while sandbox in {c["id"] for c in session_mgr.call("status")["containers"]} and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert sandbox not in {c["id"] for c in session_mgr.call("status")["containers"]}
+        left = _remove_pod(cri, session_mgr, sandbox, [sandbox])
+    assert sandbox not in left
     assert not [m for m in mounts() if sandbox in m or container in m]
 
 
@@ -192,37 +188,43 @@ def test_pod_sysctls_two_containers_and_exec_sync(cri_containerd, session_mgr, t
             cri.call("StopContainer", container_id=c, timeout=5)
             cri.call("RemoveContainer", container_id=c)
     finally:
-        cri.call("StopPodSandbox", pod_sandbox_id=sandbox)
-        cri.call("RemovePodSandbox", pod_sandbox_id=sandbox)
-    deadline = time.monotonic() + 20
-    while set(made) & {c["id"] for c in session_mgr.call("status")["containers"]} and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not set(made) & {c["id"] for c in session_mgr.call("status")["containers"]}
+        left = _remove_pod(cri, session_mgr, sandbox, made)
+    assert not left
     assert not [m for m in mounts() if any(i in m for i in made)]
     assert pod_netns not in _netns_files()  # containerd removed the pod's netns
 
 
-def _stream(ctd, url: str, stdin: str | None = None) -> dict:
-    """Run the WebSocket client in containerd's netns, where its streaming server listens."""
+def _remove_pod(cri: CRI, session_mgr, sandbox: str, ids: list[str]) -> set[str]:
+    """Stop and remove the pod sandbox; the ids of `ids` the manager still holds after 20 s."""
+    cri.call("StopPodSandbox", pod_sandbox_id=sandbox)
+    cri.call("RemovePodSandbox", pod_sandbox_id=sandbox)
+
+    def held() -> set[str]:
+        return set(ids) & {c["id"] for c in session_mgr.call("status")["containers"]}
+
+    wait_for(lambda: not held(), timeout=20)
+    return held()
+
+
+def _client(ctd, helper: str, *args: str) -> str:
+    """Run a streaming client from integration/helpers in containerd's netns, where its
+    streaming server listens; its stdout."""
     import subprocess
     import sys
 
-    helper = os.path.join(os.path.dirname(__file__), "helpers", "ws_exec.py")
-    out = subprocess.run(["nsenter", f"--net=/run/netns/{ctd.netns}", sys.executable, helper, url,
-                          *([stdin] if stdin is not None else [])], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def _forward(ctd, url: str, port: int) -> str:
-    import subprocess
-    import sys
-
-    helper = os.path.join(os.path.dirname(__file__), "helpers", "ws_portforward.py")
-    out = subprocess.run(["nsenter", f"--net=/run/netns/{ctd.netns}", sys.executable, helper, url, str(port)],
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{ctd.netns}", sys.executable,
+                          os.path.join(os.path.dirname(__file__), "helpers", helper), *args],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout
+
+
+def _stream(ctd, url: str, stdin: str | None = None) -> dict:
+    return json.loads(_client(ctd, "ws_exec.py", url, *([stdin] if stdin is not None else [])))
+
+
+def _forward(ctd, url: str, port: int) -> str:
+    return _client(ctd, "ws_portforward.py", url, str(port))
 
 
 def _netns_files() -> set[int]:

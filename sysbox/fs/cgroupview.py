@@ -58,8 +58,8 @@ def format_cpus(cpus: list[int]) -> str:
 
 
 MISSING_TTL = 5.0  # seconds an absent cgroup file is taken as absent before looking again
-CPUS_TTL = 1.0
-MAX_TASK_DIRS = 2048  # cgroups sampled for loadavg per container and interval  # seconds a container's CPU set (cpuset cut to quota) is reused between reads
+CPUS_TTL = 1.0  # seconds a container's CPU set (cpuset cut to quota) is reused between reads
+MAX_TASK_DIRS = 2048  # cgroups sampled for loadavg per container and interval
 
 
 @dataclass

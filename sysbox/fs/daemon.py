@@ -49,6 +49,7 @@ class FsService(ipcserver.Service):
 
     async def op_status(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"mountpoint": self.cfg.mountpoint, "trapped": self.trap.served, "emulated_mounts": self.trap.emulated,
+                "trap_failed": self.trap.failed, "trap_listeners": self.trap.listeners,
                 "containers": [c.public() for c in self.registry.by_id.values()]}
 
     async def op_register(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:

@@ -6,10 +6,10 @@ generated at open() and served from the handle with direct_io, so every open see
 and no container's data lands in a shared page cache.
 
 Ownership: files are reported as owned by host root, whose id no container maps, so inside
-they show as nobody (a known difference from Sysbox, which runs one mount per container).  In
-exchange, attributes are identical for every caller and the kernel may cache them, which is
-what keeps a read near lxcfs's cost.  Write permission is enforced here, not by mode bits: only
-the container's root may write, and only where the node allows it.
+they show as nobody (a known difference from Sysbox, which runs one mount per container).
+Outside /proc/sys attributes are identical for every caller and the kernel may cache them,
+which is what keeps a read near lxcfs's cost; below /proc/sys every container has inodes of
+its own (per_container), so one container's truncating write never shows in another's reads.
 
 Permissions are checked in open() as the kernel checks a file's mode: the owner's, group's or
 others' bits for the caller's (host) uid and gid against the node's owner - the container's

@@ -81,11 +81,10 @@ class Container:
             up = {m.id: m.parent for m in mounts}
             above: set[int] = set()
             for mid in ro:
-                for _ in range(len(up)):  # bounded: mount trees have no cycles, but be sure
-                    mid = up.get(mid, mid)
-                    if mid in above or mid not in up:
-                        break
-                    above.add(mid)
+                parent = up.get(mid)
+                while parent in up and parent not in above:  # each step adds one: it ends
+                    above.add(parent)
+                    parent = up[parent]
             self._immutables = Immutables(frozenset(ids), frozenset(ro), frozenset(parents), frozenset(above))
         return self._immutables
 

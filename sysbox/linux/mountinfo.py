@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import namedtuple
 
@@ -38,6 +39,13 @@ def parse(text: str) -> list[Mount]:
 
 def read(pid: int | str = "self") -> list[Mount]:
     with open(f"/proc/{pid}/mountinfo") as f:
+        return parse(f.read())
+
+
+def read_at(proc_fd: int) -> list[Mount]:
+    """The reader's own mountinfo through a procfs directory fd (a helper that has entered
+    another mount namespace keeps the host's procfs open: paths are relative to its root)."""
+    with open(os.open("self/mountinfo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)) as f:
         return parse(f.read())
 
 

@@ -7,7 +7,8 @@ helpers answer it from /proc and the nsfs ioctls, without trusting anything the 
 
 `run_in_mount_ns` is the one way to resolve a path the way a caller would: a forked child
 enters the caller's mount namespace, root and working directory, and works there, so no
-path from a container is ever looked up on the host.
+path from a container is ever looked up on the host.  `fork_and_wait` is the one fork helper
+every such child goes through.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from typing import Callable
 
 from sysbox.linux import syscalls as sc
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Callable
 
 NS_GET_USERNS = 0xB701
 NS_GET_PARENT = 0xB702
 CAP_SYS_ADMIN = 21
-MAX_USERNS_DEPTH = 33  # the kernel allows 32 nested user namespaces
 NOT_OURS = 255  # exit code of a helper that declines: let the kernel handle the call
 HELPER_NICE = 10  # helpers run below the daemon that forked them
 
@@ -42,24 +45,6 @@ def owner_ino(ns_path: str) -> int:
         return os.fstat(owner).st_ino
     finally:
         os.close(owner)
-
-
-def userns_ancestors(pid: int | str) -> list[int]:
-    """Inodes of the caller's user namespace and its ancestors, innermost first (bounded)."""
-    fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    chain = []
-    try:
-        for _ in range(MAX_USERNS_DEPTH):
-            chain.append(os.fstat(fd).st_ino)
-            try:
-                parent = fcntl.ioctl(fd, NS_GET_PARENT)
-            except OSError:  # EPERM at the initial user namespace
-                break
-            os.close(fd)
-            fd = parent
-    finally:
-        os.close(fd)
-    return chain
 
 
 def cap_eff(pid: int | str) -> int:
@@ -100,7 +85,7 @@ def close_all(fds: dict[str, int]) -> None:
     fds.clear()
 
 
-_FLAGS = {"mnt": sc.CLONE_NEWNS, "pid": sc.CLONE_NEWPID, "net": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC,
+NS_FLAGS = {"mnt": sc.CLONE_NEWNS, "pid": sc.CLONE_NEWPID, "net": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC,
           "uts": sc.CLONE_NEWUTS, "user": sc.CLONE_NEWUSER, "cgroup": sc.CLONE_NEWCGROUP}
 
 
@@ -157,7 +142,7 @@ def enter(fds: dict[str, int], order: tuple[str, ...]) -> None:
     """In a forked child: join the namespaces in `order` (user last unless placed otherwise),
     then the root and working directory, if given."""
     for kind in order:
-        sc.setns(fds[kind], _FLAGS[kind])
+        sc.setns(fds[kind], NS_FLAGS[kind])
     if "root" in fds:
         os.fchdir(fds["root"])
         os.chroot(".")
@@ -165,12 +150,25 @@ def enter(fds: dict[str, int], order: tuple[str, ...]) -> None:
         os.fchdir(fds["cwd"])
 
 
-def in_child(fds: dict[str, int], order: tuple[str, ...], fn: Callable[[], int]) -> int:
-    """fork_and_wait of: enter(fds, order), then fn()."""
-    def child() -> int:
-        enter(fds, order)
-        return fn()
-    return fork_and_wait(child)
+HELPER_TIMEOUT = 10.0  # seconds a helper working in a caller's namespaces may take
+
+
+def run_in_mount_ns(pid: int, work: Callable[[int], int]) -> int:
+    """work(proc_fd) in a forked child inside pid's mount namespace, root and cwd; proc_fd is
+    the host's procfs (opened before entering), for the child's own fdinfo and mountinfo.
+    Returns work's code (0, an errno, NOT_OURS)."""
+    fds = open_ns_fds(pid, ("mnt", "root", "cwd"))
+    try:
+        fds["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        proc_fd = fds["proc"]
+
+        def child() -> int:
+            enter(fds, ("mnt",))
+            return work(proc_fd)
+
+        return fork_and_wait(child, timeout=HELPER_TIMEOUT)
+    finally:
+        close_all(fds)
 
 
 def mnt_id(fd: int, proc_fd: int) -> int:

@@ -11,34 +11,27 @@ from __future__ import annotations
 
 import os
 
+from sysbox.linux import ns
 from sysbox.linux import syscalls as sc
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (sc.CLONE_NEWIPC, "mqueue")}
-_NSTYPES = {"network": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS}
 
 
 def _in_child(ns_path: str, nstype: int, action) -> int:
-    """Fork; in the child enter the namespace at `ns_path` and run `action`; returns its errno
-    (0 on success).  Our callers are single-threaded at this point, or only make syscalls in
-    the child, so the fork is safe."""
+    """In a forked child (ns.fork_and_wait), enter the namespace at `ns_path` and run `action`;
+    returns its errno (0 on success)."""
     fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def child() -> int:
+        sc.setns(fd, nstype)
+        action()
+        return 0
+
     try:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                sc.setns(fd, nstype)
-                action()
-                code = 0
-            except OSError as e:
-                code = e.errno or 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
+        return ns.fork_and_wait(child)
     finally:
         os.close(fd)
-    return os.waitstatus_to_exitcode(status)
 
 
 def mount_for(ns_type: str, ns_path: str, target: str) -> None:
@@ -91,4 +84,4 @@ def write_sysctl(ns_type: str, ns_path: str, knob: str, value: str) -> int:
         finally:
             os.close(fd)
 
-    return _in_child(ns_path, _NSTYPES[ns_type], write)
+    return _in_child(ns_path, ns.NS_FLAGS[{"network": "net"}.get(ns_type, ns_type)], write)

@@ -3,8 +3,9 @@
 shift_tree moves ids 0..size-1 up to base..base+size-1; unshift_tree moves them back.  Both are
 idempotent (ids outside the source window are left alone, and bases are far above 65536), so
 an interrupted shift is completed by running it again.  The walk uses directory fds, never
-follows symlinks, never crosses into another mount, and never recurses (sysbox.linux.tree).  chown clears setuid/setgid bits, so
-such modes are restored afterwards.
+follows symlinks, never crosses into another mount, never re-owns a device node, and never
+recurses (sysbox.linux.tree).  chown clears setuid/setgid bits, so such modes are restored
+afterwards.
 """
 
 from __future__ import annotations

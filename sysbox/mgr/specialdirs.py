@@ -127,14 +127,14 @@ def _copy_tree(src_fd: int, dst_fd: int, sh: _Shifter) -> None:
         while stack:
             s, d, entries, st = stack[-1]
             if not entries:
-                stack.pop()
-                if st is not None:
+                if st is not None:  # a finished subdirectory: its owner, mode and times last
                     uid, gid = sh.ids(st)
                     os.fchown(d, uid, gid)
                     os.fchmod(d, stat.S_IMODE(st.st_mode))
                     os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
                     os.close(s)
                     os.close(d)
+                stack.pop()  # only once closed: a failure above leaves it to the finally below
                 continue
             entry = entries.pop()
             sub = _copy_entry(entry, s, d, sh)

@@ -227,6 +227,11 @@ def create(inv: Invocation, runtime: str) -> int:
             state.write_private(os.path.join(cdir, state.SYSTEMD_MARK), "")
         if ctx.honor_caps:  # exec'd processes follow the same rule (execproc.py)
             state.write_private(os.path.join(cdir, state.HONOR_CAPS_MARK), "")
+        from sysbox.runc import execns
+
+        joined = execns.joined_kinds(spec)
+        if joined:  # exec joins these itself (runc 1.1 cannot)
+            state.write_private(os.path.join(cdir, state.JOINED_NS_MARK), " ".join(joined))
 
         rc = subprocess.call([runtime, *inv.lower_globals(), "create", *lower_create_args(inv, cdir)])
         if rc != 0:

@@ -6,11 +6,14 @@ container joins the host's, and both were made outside the container's user name
 CAP_SYS_ADMIN over its owner): `kubectl exec` and `docker exec` fail with EPERM.  runc joins
 the others first only from 1.3.
 
-So for those containers sysbox-runc joins the foreign namespaces itself, as host root, and
-runs runc from a private copy of the container's runc state that leaves them out: runc then
-joins the container's user, mount, pid and cgroup namespaces, and the process stays in the
-namespaces joined beforehand.  runc is our child and (with --detach, as the shims run it)
-leaves the process to the shim, the subreaper, as usual.  The copy is removed when runc exits.
+A namespace the spec joins by path can never be owned by the user namespace runc makes for the
+container afterwards, so create records which ones it joined (state.JOINED_NS_MARK) and that
+mark alone decides here: the exec hot path reads one small file, nothing else.  For those
+containers sysbox-runc joins the foreign namespaces itself, as host root, and runs runc from a
+private copy of the container's runc state that leaves them out: runc then joins the user,
+mount, pid and cgroup namespaces, and the process stays in the namespaces joined beforehand.
+runc is our child and (with --detach, as the shims run it) leaves the process to the shim,
+the subreaper, as usual.  The copy is removed when runc exits.
 """
 
 from __future__ import annotations
@@ -20,79 +23,54 @@ import os
 from sysbox.runc import state
 from sysbox.runc.cli import Invocation
 
-# runc's namespace type names -> /proc/PID/ns names and setns flags
-_JOINABLE = {"NEWNET": ("net", 0x40000000), "NEWIPC": ("ipc", 0x08000000), "NEWUTS": ("uts", 0x04000000)}
-_NS_GET_USERNS = 0xB701  # as sysbox.linux.ns, which the exec path may not import (ctypes)
+# OCI namespace types -> runc's type names and /proc/PID/ns names
+JOINABLE = {"network": ("NEWNET", "net"), "ipc": ("NEWIPC", "ipc"), "uts": ("NEWUTS", "uts")}
 
 
-def _init_pid(state_json: bytes) -> int | None:
-    """The init pid from runc's state.json, without importing json (exec is a hot path)."""
-    key = b'"init_process_pid":'
-    at = state_json.find(key)
-    if at < 0:
-        return None
-    digits = state_json[at + len(key):at + len(key) + 12].lstrip().split(b",")[0].strip()
-    return int(digits) if digits.isdigit() else None
-
-
-def _owner(path: str) -> int:
-    import fcntl
-
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        owner = fcntl.ioctl(fd, _NS_GET_USERNS)
-    finally:
-        os.close(fd)
-    try:
-        return os.fstat(owner).st_ino
-    finally:
-        os.close(owner)
-
-
-def foreign_namespaces(pid: int) -> list[tuple[str, str]]:
-    """(runc type, path) of the init's net/ipc/uts namespaces that its user namespace does not own."""
-    user = os.stat(f"/proc/{pid}/ns/user").st_ino
-    return [(kind, f"/proc/{pid}/ns/{name}") for kind, (name, _flag) in _JOINABLE.items()
-            if _owner(f"/proc/{pid}/ns/{name}") != user]
+def joined_kinds(spec: dict) -> list[str]:
+    """The OCI types of the joinable namespaces the spec joins by path (for create's mark)."""
+    return sorted(ns["type"] for ns in (spec.get("linux") or {}).get("namespaces") or []
+                  if ns.get("type") in JOINABLE and ns.get("path"))
 
 
 def run(inv: Invocation, runtime: str) -> int | None:
     """Run the exec this way if the container needs it; None when plain runc can do it."""
-    root = state.runc_root(inv.globals)
     cid = str(inv.container_id)
     try:
-        with open(os.path.join(root, cid, "state.json"), "rb") as f:
-            raw = f.read()
-        pid = _init_pid(raw)
-        foreign = foreign_namespaces(pid) if pid else []
+        with open(os.path.join(state.container_dir(inv.globals, cid), state.JOINED_NS_MARK)) as f:
+            kinds = [k for k in f.read().split() if k in JOINABLE]
     except OSError:
-        return None  # runc will report what is wrong itself
-    if not foreign:
+        return None  # joins nothing (or is not ours): plain runc
+    if not kinds:
         return None
     import json
     import subprocess
     import tempfile
 
+    from sysbox.linux import ns
     from sysbox.linux import syscalls as sc
 
-    current = json.loads(raw)
-
-    for kind, path in foreign:  # as host root, before runc enters the user namespace
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    root = state.runc_root(inv.globals)
+    with open(os.path.join(root, cid, "state.json")) as f:
+        current = json.load(f)
+    pid = current["init_process_pid"]
+    for kind in kinds:  # as host root, before runc enters the user namespace
+        name = JOINABLE[kind][1]
+        fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            sc.setns(fd, _JOINABLE[kind][1])
+            sc.setns(fd, ns.NS_FLAGS[name])
         finally:
             os.close(fd)
-    skip = {kind for kind, _ in foreign}
-    current["config"]["namespaces"] = [ns for ns in current["config"]["namespaces"] if ns.get("type") not in skip]
+    skip = {JOINABLE[kind][0] for kind in kinds}
+    current["config"]["namespaces"] = [n for n in current["config"]["namespaces"] if n.get("type") not in skip]
     with tempfile.TemporaryDirectory(prefix=f"exec-{cid[:12]}-", dir=os.path.dirname(root) or "/run") as tmp:
         os.chmod(tmp, 0o700)
         os.mkdir(os.path.join(tmp, cid), 0o700)
         state.write_private(os.path.join(tmp, cid, "state.json"), json.dumps(current))
-        argv = inv.lower_argv()
-        globals_ = _without_root(inv.lower_globals())
+        globals_ = inv.lower_globals()
         # every inherited fd goes on, as with execv: the --process memfd, --preserve-fds, stdio
-        return subprocess.call([runtime, *globals_, "--root", tmp, *argv[len(inv.lower_globals()):]], close_fds=False)
+        return subprocess.call([runtime, *_without_root(globals_), "--root", tmp,
+                                *inv.lower_argv()[len(globals_):]], close_fds=False)
 
 
 def _without_root(globals_: list[str]) -> list[str]:

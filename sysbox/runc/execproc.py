@@ -3,9 +3,9 @@
 containerd-shim (docker exec, kubectl exec) passes a process spec built by the caller with its
 own default capabilities, which lack CAP_SYS_ADMIN & co: inside a system container that would
 break mount, unshare, systemd tools and nested runtimes started through `docker exec`.  The
-rule is the one create applies (sysbox.runc.transform.caps: full set for root unless the
-container honours its spec's capabilities, the process's own sets for everyone else), and the rewritten spec goes to a
-memfd that runc inherits, so nothing is left on disk.
+rule is the one create applies (sysbox.runc.transform.caps: the full set for root unless the
+container honours its spec's capabilities, the process's own sets for everyone else), and
+the rewritten spec goes to a memfd that runc inherits, so nothing is left on disk.
 """
 
 from __future__ import annotations

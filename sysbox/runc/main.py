@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if inv.command == "exec" and not inv.flags.get("help") and inv.container_id:
             from sysbox.runc import execns
 
-            rc = execns.run(inv, runtime)  # only for namespaces joined from outside its userns
+            rc = execns.run(inv, runtime)  # only for namespaces it joined by path
             if rc is not None:
                 return rc
         if inv.flags.get("help") or inv.command not in ("create", "run", "delete"):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_STATE_DIR = "/run/sysbox/runc"
 SYSTEMD_MARK = "init-is-systemd"
 HONOR_CAPS_MARK = "honor-caps"
+JOINED_NS_MARK = "joined-ns"  # the net/ipc/uts namespaces joined by path, for exec (execns.py)
 DEFAULT_RUNC_ROOT = "/run/runc"
 
 

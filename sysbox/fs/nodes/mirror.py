@@ -25,7 +25,6 @@ from sysbox.linux import syscalls as sc
 
 T = TypeVar("T")
 _OWN_NS = {kind: os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("net", "ipc", "uts")}
-_FLAGS = {"net": sc.CLONE_NEWNET, "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS}
 # Knobs whose values are ids, shown and parsed in the reader's user namespace by the kernel.
 ID_KNOBS = frozenset({"net/ipv4/ping_group_range"})
 
@@ -74,12 +73,12 @@ def in_namespaces(c: Container | None, kinds: tuple[str, ...], fn: Callable[[], 
     entered = []
     try:
         for kind in kinds:
-            sc.setns(c.ns_fds[kind], _FLAGS[kind])
+            sc.setns(c.ns_fds[kind], ns.NS_FLAGS[kind])
             entered.append(kind)
         return fn()
     finally:
         for kind in entered:
-            sc.setns(_OWN_NS[kind], _FLAGS[kind])
+            sc.setns(_OWN_NS[kind], ns.NS_FLAGS[kind])
 
 
 class Entry:

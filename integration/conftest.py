@@ -233,3 +233,16 @@ def state(runtime: str, root: str, cid: str) -> dict:
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
+
+HELPER_SRC = os.path.join(os.path.dirname(__file__), "helpers", "sysc.c")
+
+
+@pytest.fixture(scope="session")
+def helper_dir(tmp_path_factory) -> str:
+    """A directory holding the static `sysc` helper, bound read-only at /home in containers."""
+    d = tmp_path_factory.mktemp("sysc")
+    out = subprocess.run(["gcc", "-static", "-O2", "-o", str(d / "sysc"), HELPER_SRC], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    os.chmod(d, 0o755)
+    return str(d)

@@ -47,6 +47,13 @@ CASES = [
     ("rlimit-type", ("edit", "process.rlimits.0.type", "NOFILE"), "process.rlimits[0].type:"),
     ("hook-relative", ("edit", "hooks", {"prestart": [{"path": "hook.sh"}]}), "hooks.prestart[0].path:"),
     ("bad-propagation", ("edit", "linux.rootfsPropagation", "sideways"), "linux.rootfsPropagation:"),
+    ("device-uid-outside", ("edit", "linux.devices", [{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232,
+                                                        "uid": 70000}]),
+     "linux.devices[0].uid: 70000 is outside the container's 65536 ids"),
+    ("device-twice", ("edit", "linux.devices", [{"path": "/dev/x", "type": "p"}, {"path": "/dev//x", "type": "p"}]),
+     "linux.devices[1].path: /dev/x is listed twice"),
+    ("device-no-major", ("edit", "linux.devices", [{"path": "/dev/x", "type": "c", "minor": 1}]),
+     "linux.devices[0].major"),
 ]
 
 

@@ -161,3 +161,21 @@ def test_network_host_and_container_modes(docker, cid):
         assert joined.returncode == 0 and sorted(joined.stdout.split()) == daemon_ifaces, joined.stderr
     finally:
         assert d.docker("rm", "-f", cid).returncode == 0
+
+
+def test_device_kvm_is_usable_inside(docker, cid, helper_dir):
+    """`docker run --device /dev/kvm`: a /dev/kvm of the container's root that answers
+    KVM_GET_API_VERSION (12), the same answer as under runc; the host's node is untouched."""
+    if not os.path.exists("/dev/kvm"):
+        pytest.skip("gap: this machine has no /dev/kvm")
+    before = os.stat("/dev/kvm")
+    answers = []
+    for runtime in ("runc", "sysbox-runc"):
+        out = docker.docker("run", "--rm", f"--runtime={runtime}", "--device", "/dev/kvm", "-v",
+                            f"{helper_dir}:/home:ro", "local/busybox", "sh", "-c",
+                            "stat -c '%u %g %a' /dev/kvm; /home/sysc ioctl /dev/kvm 0xAE00")
+        answers.append((out.returncode, out.stdout, out.stderr))
+    assert answers[0] == answers[1], answers
+    assert answers[1][0] == 0 and answers[1][1].splitlines()[1] == "12", answers
+    now = os.stat("/dev/kvm")
+    assert (now.st_uid, now.st_gid, now.st_mode) == (before.st_uid, before.st_gid, before.st_mode)

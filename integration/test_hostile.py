@@ -32,20 +32,8 @@ import pytest
 
 from integration.conftest import run, wait_for
 
-HELPER_SRC = os.path.join(os.path.dirname(__file__), "helpers", "sysc.c")
 ENOENT, EPERM, EINVAL, EACCES = "No such file or directory", "Operation not permitted", "Invalid argument", \
     "Permission denied"
-
-
-@pytest.fixture(scope="session")
-def helper_dir(tmp_path_factory) -> str:
-    """A directory holding the static `sysc` helper, bound read-only at /home in containers."""
-    d = tmp_path_factory.mktemp("sysc")
-    out = subprocess.run(["gcc", "-static", "-O2", "-o", str(d / "sysc"), HELPER_SRC], capture_output=True,
-                         text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    os.chmod(d, 0o755)
-    return str(d)
 
 
 @pytest.fixture

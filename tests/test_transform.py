@@ -1,6 +1,7 @@
 """The pure spec transformations (no host access): what a system container's spec looks like."""
 
 import copy
+import json
 
 import pytest
 
@@ -189,3 +190,31 @@ def test_without_sysbox_fs_nothing_is_trapped():
     from sysbox.runc.transform import seccomp
 
     assert seccomp.apply({"linux": {}}, None) == {"linux": {}}
+
+
+def test_hooks_started_on_the_host_go_through_the_state_wrapper():
+    from sysbox.runc.transform import hooks
+
+    spec = {"hooks": {"prestart": [{"path": "/bin/h", "args": ["h", "-x"], "timeout": 3}],
+                      "poststop": [{"path": "/bin/p"}],
+                      "startContainer": [{"path": "/in/container"}]}}
+    out = hooks.apply(spec, "/the/bundle", python="/py", source="CODE")
+    assert out["hooks"]["prestart"] == [{"path": "/py", "args": ["/py", "-I", "-S", "-c", "CODE", "/the/bundle",
+                                                                 "/bin/h", "h", "-x"], "timeout": 3}]
+    assert out["hooks"]["poststop"][0]["args"][-2:] == ["/bin/p", "/bin/p"]  # no args: argv is [path], as runc
+    assert out["hooks"]["startContainer"] == [{"path": "/in/container"}]  # resolved inside: not wrapped
+    assert hooks.apply({}, "/b") == {}
+
+
+@pytest.mark.parametrize("size", [10, 100_000, 2_000_000])  # 2 MB: over pipe-max-size, a writer child
+def test_the_state_wrapper_sets_the_bundle_and_execs_the_hook(size):
+    import subprocess
+    import sys
+
+    from sysbox.runc.transform import hooks
+
+    state = {"ociVersion": "1.0.2", "id": "c", "bundle": "/copy", "annotations": {"a": "x" * size}}
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", hooks.wrapper_source(), "/caller", "/bin/sh", "sh", "-c",
+                          "cat; exit 7"], input=json.dumps(state).encode(), stdout=subprocess.PIPE, timeout=30)
+    assert out.returncode == 7  # the hook's own status: the wrapper became the hook
+    assert json.loads(out.stdout) == {**state, "bundle": "/caller"}

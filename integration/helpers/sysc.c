@@ -15,12 +15,14 @@
  *   sysc setattr PATH CLR FLAGS             mount_setattr(AT_FDCWD, PATH, FLAGS, {.attr_clr = CLR})
  *   sysc fsopen NAME                        fsopen(NAME, 0)
  *   sysc xattr PATH NAME                    setxattr(PATH, NAME, <a v2 file capability>, 20, 0)
+ *   sysc ioctl PATH REQ                     open(PATH, O_RDWR) then ioctl(fd, REQ, 0); prints its value
  * Exit status: 0, or the errno of the single call. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -107,6 +109,14 @@ int main(int argc, char **argv) {
             ok += mount("t", path, "tmpfs", 0, "size=4k") == 0;
         }
         printf("%ld\n", ok);
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "ioctl")) {
+        int fd = open(argv[2], O_RDWR | O_CLOEXEC);
+        if (fd < 0) return report(-1);
+        long rc = ioctl(fd, strtoul(argv[3], 0, 0), 0);
+        if (rc < 0) return report(-1);
+        printf("%ld\n", rc);
         return 0;
     }
     if (argc >= 4 && !strcmp(argv[1], "read")) {

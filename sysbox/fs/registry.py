@@ -60,7 +60,8 @@ class Container:
     load: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     load_tasks: tuple[int, int] = (0, 0)
     masked: list[str] = field(default_factory=list)  # paths under /proc masked in the container
-    sysfs: str | None = None  # a sysfs mounted in the container's network namespace (its net devices)
+    # /sys/devices/virtual of a sysfs mounted in the container's network namespace (its net devices)
+    sysfs: str | None = None
     mntns: int = 0  # inode of its init's mount namespace: the one whose immutable mounts we guard
     # net/ipc/uts -> does the container's user namespace own it?  Not for a namespace joined by
     # path that the host made (docker --network host, a pod's netns): writes there are judged
@@ -161,17 +162,30 @@ class Registry:
         return c
 
     def _container_sysfs(self, c: Container) -> str:
-        """Mount a sysfs from inside the container's network namespace (sysfs shows the net
-        devices of its mounter's namespace), under our state dir, read-only."""
+        """/sys/devices/virtual as the container's network namespace shows it (sysfs shows the
+        net devices of its mounter's namespace), bound under our state dir, read-only.  Only
+        that subtree stays mounted: a whole sysfs on the host, in a directory a container's root
+        cannot reach, would make runc's --no-pivot fail for every other container (it covers
+        each full proc/sysfs mount of the host, and EACCES stops it)."""
         from sysbox.fs.nodes.mirror import in_namespaces
         from sysbox.linux import syscalls as sc
-
-        path = os.path.join(self.state_dir or "", "sysfs", c.id)
-        os.makedirs(path, mode=0o700, exist_ok=True)
         from sysbox.linux.tree import detach_all
 
-        detach_all(path)  # one left by a sysbox-fs that was killed: not stacked again
-        in_namespaces(c, ("net",), lambda: sc.mount("sysfs", path, "sysfs", 1 | 2 | 4 | 8))  # ro,nosuid,nodev,noexec
+        path = os.path.join(self.state_dir or "", "sysfs", c.id)
+        full = path + ".full"
+        for d in (path, full):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            detach_all(d)  # one left by a sysbox-fs that was killed: not stacked again
+
+        def mount() -> None:
+            sc.mount("sysfs", full, "sysfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+            try:
+                sc.mount(os.path.join(full, "devices", "virtual"), path, "", sc.MS_BIND)
+            finally:
+                sc.umount2(full, sc.MNT_DETACH)
+
+        in_namespaces(c, ("net",), mount)
+        os.rmdir(full)
         return path
 
     def remove(self, cid: str) -> bool:

@@ -165,6 +165,9 @@ def create(inv: Invocation, runtime: str) -> int:
         raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
     if not use_mgr:
         _check_pool(requested)
+    from sysbox.runc.transform import devices as device_specs
+
+    device_specs.wanted(spec, (requested or {}).get("size", 65536))  # refused before anything is made
     meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None,
                             # containerd (Docker) runs `delete` at every stop: keep the id range and
                             # special dirs for a restart; the manager drops them with the rootfs.
@@ -172,6 +175,9 @@ def create(inv: Invocation, runtime: str) -> int:
     from sysbox.runc import fsnodes
 
     fs = fsnodes.connect(inv)
+    from sysbox.runc.transform import seccomp
+
+    seccomp.check_listener(spec, bool(fs))
     created = False
     try:
         state.makedirs(cdir)
@@ -205,6 +211,9 @@ def create(inv: Invocation, runtime: str) -> int:
         meta["ns_mounts"] = []
         ns_mounts = _joined_namespace_mounts(spec, cdir, meta)
         spec = _joined_sysctls(spec)
+        from sysbox.runc import devices
+
+        nodes = devices.make(spec, cdir, meta, uid, gid, size)
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 oom_floor=caps.host_oom_floor(),
@@ -213,12 +222,13 @@ def create(inv: Invocation, runtime: str) -> int:
                                 trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)
         new["root"]["path"] = target
+        new = device_specs.bind_nodes(new, nodes)
         from sysbox.runc import binds
 
         meta["binds"] = []
         try:
             binds.apply(new, os.path.join(cdir, "binds"), uid, gid, size,
-                        (fs["mountpoint"] + "/",) if fs else (), lambda m: log(inv.globals, "warning", m),
+                        (os.path.join(cdir, devices.STORE, ""),) + ((fs["mountpoint"] + "/",) if fs else ()), lambda m: log(inv.globals, "warning", m),
                         meta["binds"])
         finally:
             state.save_meta(cdir, meta)
@@ -238,6 +248,7 @@ def create(inv: Invocation, runtime: str) -> int:
             cleanup(inv.globals, cdir, meta)
             return rc
         created = True
+        state.restore_bundle(inv.globals, cid, cdir, bundle)
         with open(pid_file(inv, cdir)) as f:
             pid = int(f.read().strip())
         meta["pid"] = pid

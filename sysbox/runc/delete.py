@@ -23,7 +23,8 @@ def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
     errors: list[BaseException] = []
     from sysbox.linux.tree import detach_all
 
-    for path in meta.get("ns_mounts") or []:  # sysfs/mqueue we mounted for joined namespaces
+    # sysfs/mqueue we mounted for joined namespaces; the tmpfs of linux.devices nodes
+    for path in (meta.get("ns_mounts") or []) + ([meta["devices"]] if meta.get("devices") else []):
         try:
             detach_all(path)
         except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran

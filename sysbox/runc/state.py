@@ -90,28 +90,64 @@ def save_meta(cdir: str, meta: dict[str, Any]) -> None:
 
 
 def runc_has(globals_: dict[str, Any], cid: str) -> bool:
-    return os.path.exists(os.path.join(runc_root(globals_), cid, "state.json"))
+    return os.path.exists(_runc_state_file(globals_, cid))
+
+
+def _runc_state_file(globals_: dict[str, Any], cid: str) -> str:
+    return os.path.join(runc_root(globals_), cid, "state.json")
+
+
+def restore_bundle(globals_: dict[str, Any], cid: str, copy: str, bundle: str) -> None:
+    """Name the caller's bundle in runc's record, where runc named our rewritten copy.
+
+    runc 1.1 reads the record's "bundle=" labels two ways: `state`, `list` and the hooks take
+    the last one (utils.Annotations), `exec` without --process takes the first
+    (utils.SearchLabels) and reads config.json there for the process to run.  So the labels end
+    with our copy, then the caller's bundle: exec gets our rewritten process (its capabilities),
+    everything that shows a state shows the caller's.  A record not in runc's format (another
+    lower runtime) is left as it is.  Written as runc writes it: a new file renamed over the
+    old, with the old one's mode."""
+    import json
+
+    path = _runc_state_file(globals_, cid)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        labels = record["config"].get("labels") or []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    record["config"]["labels"] = [lb for lb in labels if not lb.startswith("bundle=")] + \
+        [f"bundle={copy}", f"bundle={bundle}"]
+    tmp = path + ".sysbox-tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, os.stat(path).st_mode & 0o7777)
+        data = json.dumps(record).encode()
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
 
 
 def recorded_dir(globals_: dict[str, Any], cid: str) -> str | None:
     """Our state dir for `cid`, found through runc's own record when the caller did not pass our
     flags.  podman's cleanup process (conmon's exit command) runs `delete` without the
     --runtime-flag options it gave create, so the state dir may not be the default one.  runc
-    records the bundle we gave it (our dir) as a label; it is trusted only if it has our shape:
+    records the root we gave it (<our dir>/rootfs); it is trusted only if it has our shape:
     <state-dir>/<key of this runc root>/<id> holding a meta.json for this id."""
     import json
 
     try:
-        with open(os.path.join(runc_root(globals_), cid, "state.json")) as f:
-            labels = (json.load(f).get("config") or {}).get("labels") or []
+        with open(_runc_state_file(globals_, cid)) as f:
+            rootfs = (json.load(f).get("config") or {}).get("rootfs")
     except (OSError, ValueError, AttributeError):
         return None
-    bundle = next((lb[len("bundle="):] for lb in labels if isinstance(lb, str) and lb.startswith("bundle=")), None)
-    if not bundle:
+    if not isinstance(rootfs, str) or not rootfs:
         return None
-    bundle = os.path.normpath(bundle)
+    cdir = os.path.dirname(os.path.normpath(rootfs))
     key = _sha256_hex(runc_root(globals_).encode())[:12]
-    if os.path.basename(bundle) != cid or os.path.basename(os.path.dirname(bundle)) != key:
+    if os.path.basename(cdir) != cid or os.path.basename(os.path.dirname(cdir)) != key:
         return None
-    meta = load_meta(bundle)
-    return bundle if meta and meta.get("id") == cid else None
+    meta = load_meta(cdir)
+    return cdir if meta and meta.get("id") == cid else None

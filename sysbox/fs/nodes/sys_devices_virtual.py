@@ -41,4 +41,4 @@ class DevicesVirtual(HostMirror):
     emulated = {"dmi/id/product_uuid": ProductUuid()}
 
     def root(self, c: Container | None) -> str:
-        return f"{c.sysfs}/devices/virtual" if c is not None and c.sysfs else self.base
+        return c.sysfs if c is not None and c.sysfs else self.base

@@ -63,6 +63,18 @@ def mode_rules(names: set[str], permissive: bool = False) -> list[dict[str, Any]
     return rules
 
 
+def check_listener(spec: dict[str, Any], trapping: bool) -> None:
+    """A seccomp agent of the caller's own (linux.seccomp.listenerPath) and our trap cannot
+    share a container: the kernel gives a process at most one listener (EBUSY for a second).
+    Refused with the trap, passed to runc as is without it (--no-sysbox-fs)."""
+    sec = spec.get("linux", {}).get("seccomp") or {}
+    if trapping and sec.get("listenerPath"):
+        from sysbox.runc.transform import TransformError
+
+        raise TransformError("linux.seccomp.listenerPath: a seccomp agent of your own cannot be used with "
+                             "sysbox-fs, which holds the container's one listener (use --no-sysbox-fs)")
+
+
 def apply(spec: dict[str, Any], trap_socket: str | None = None) -> dict[str, Any]:
     sec = spec.get("linux", {}).get("seccomp")
     if not sec:

@@ -9,7 +9,7 @@ IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
 APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc libc6-dev python3 python3-venv python3-dev uidmap
               debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs iproute2 util-linux
               docker.io containerd crun podman conmon skopeo umoci containernetworking-plugins
-              vagrant vagrant-libvirt)
+              strace vagrant vagrant-libvirt)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -53,6 +53,7 @@ venv() {
   say "installing sysbox (editable) and test extras into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
   "$VENV/bin/python" -c 'import sysbox, pyfuse3, trio, pyroute2, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
+    && "$VENV/bin/ruff" --version >/dev/null && "$VENV/bin/mypy" --version >/dev/null \
     || { say "venv install failed"; exit 1; }
   "$VENV/bin/python" -m sysbox.launcher "$VENV/bin/sysbox-runc"  # fast start for containerd's calls
   compile_sources

@@ -9,6 +9,9 @@ export SYSBOX_IMAGE_CACHE=$IMAGE_CACHE
 # The system-container tests need the debian-systemd image too (about a minute, cached after).
 "$VENV/bin/sysbox" image build --cache "$IMAGE_CACHE" busybox debian-systemd
 start=$(date +%s)
+# Lint and types first (configured in pyproject.toml): seconds, and any finding fails the run.
+"$VENV/bin/ruff" check sysbox
+"$VENV/bin/mypy"
 "$VENV/bin/pytest" -n auto -m "not serial" "$@"
 serial=$("$VENV/bin/pytest" -q --collect-only -m serial "$@" 2>/dev/null | grep -c '::' || true)
 if [ "$serial" -gt 0 ]; then

@@ -219,7 +219,8 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--socket", default=DEFAULT_SOCKET, help=f"manager socket (default {DEFAULT_SOCKET})")
     st.set_defaults(func=_cmd_mgr_status)
 
-    ins = sub.add_parser("install", help="register sysbox-runc with Docker, containerd or CRI-O; or install systemd units")
+    ins = sub.add_parser("install",
+                         help="register sysbox-runc with Docker, containerd or CRI-O; or install systemd units")
     ins.add_argument("what", choices=["docker", "containerd", "crio", "systemd"])
     ins.add_argument("--config", default="/etc/containerd/config.toml", help="containerd's config file")
     ins.add_argument("--dropin-dir", default="/etc/crio/crio.conf.d", help="CRI-O's drop-in directory")
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except Exception as e:  # noqa: BLE001 - expected errors become one line, bugs keep tracebacks
+    except Exception as e:  # expected errors become one line, bugs keep tracebacks
         from sysbox.errors import describe
 
         msg = describe(e)

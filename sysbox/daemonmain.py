@@ -6,7 +6,7 @@ import fcntl
 import logging
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 def setup_logging(name: str, path: str | None, level: str) -> logging.Logger:
@@ -27,7 +27,7 @@ def lock_pid_file(path: str, name: str) -> int:
     except BlockingIOError:
         other = os.pread(fd, 32, 0).decode().strip() or "?"
         os.close(fd)
-        raise SystemExit(f"{name}: another {name} (pid {other}) holds {path}")
+        raise SystemExit(f"{name}: another {name} (pid {other}) holds {path}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

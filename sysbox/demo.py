@@ -40,7 +40,7 @@ def _runtime() -> list[str]:
 
 def _exec(*cmd: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(["runc", "--root", f"{RUN}/runc", "exec", CID, *cmd], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
 def _start_daemon(argv: list[str], socket: str, log: str) -> int:
@@ -108,8 +108,8 @@ def run(cache: str = images.DEFAULT_CACHE, keep: bool = False) -> int:
                 break
             time.sleep(0.1)
         boot = time.monotonic() - t0
-        failed = [line.split()[0] for line in _exec("systemctl", "--failed", "--no-legend", "--plain").stdout.splitlines()
-                  if line.strip()]
+        units = _exec("systemctl", "--failed", "--no-legend", "--plain").stdout.splitlines()
+        failed = [line.split()[0] for line in units if line.strip()]
         pid = json.loads(subprocess.run(_runtime() + ["state", CID], capture_output=True, check=True).stdout)["pid"]
         uid_map = _exec("cat", "/proc/self/uid_map").stdout.split()
         print()
@@ -117,20 +117,21 @@ def run(cache: str = images.DEFAULT_CACHE, keep: bool = False) -> int:
         _say("root inside is, on the host:", f"uid {uid_map[1]} (init runs as uid {os.stat(f'/proc/{pid}').st_uid}); "
              f"uid_map: {' '.join(uid_map)}")
         _say("uptime inside / host:", f"{_exec('cat', '/proc/uptime').stdout.split()[0]} s / "
-             f"{open('/proc/uptime').read().split()[0]} s (sysbox-fs)")
+             f"{_read('/proc/uptime').split()[0]} s (sysbox-fs)")
         _say("memory (free -m):", _exec("sh", "-c", "free -m | awk '/Mem:/ {print $2\" MiB total\"}'").stdout.strip()
              + " (the container's 1 GiB limit)")
-        host_panic = open("/proc/sys/kernel/panic").read().strip()
+        host_panic = _read("/proc/sys/kernel/panic").strip()
         inside = _exec("sh", "-c", "sysctl -qw kernel.panic=42 && sysctl -n kernel.panic").stdout.strip()
         _say("sysctl kernel.panic=42:", f"inside reads {inside}; the host still has "
-             f"{open('/proc/sys/kernel/panic').read().strip()} (was {host_panic})")
+             f"{_read('/proc/sys/kernel/panic').strip()} (was {host_panic})")
         docker = _exec("sh", "-c", "systemctl is-active docker && docker info --format '{{.Driver}}' && "
                                    "docker load -i /images/busybox.docker.tar >/dev/null && "
                                    "docker tag local/busybox demo/busybox && "
                                    "docker run --rm demo/busybox sh -c 'echo hello from a container inside "
                                    "$(hostname -s 2>/dev/null || true) the system container'", timeout=120)
         lines = docker.stdout.splitlines()
-        _say("docker inside:", f"dockerd {lines[0] if lines else '?'}, storage driver {lines[1] if len(lines) > 1 else '?'}")
+        _say("docker inside:",
+             f"dockerd {lines[0] if lines else '?'}, storage driver {lines[1] if len(lines) > 1 else '?'}")
         _say("inner docker run:", lines[2] if len(lines) > 2 else f"failed: {docker.stderr.strip()[:200]}")
         print()
         if keep:
@@ -138,7 +139,8 @@ def run(cache: str = images.DEFAULT_CACHE, keep: bool = False) -> int:
             print("Clean up:                    sysbox demo --cleanup")
             return 0
         print("stopping it (SIGRTMIN+3, systemd's clean shutdown) and cleaning up ...", flush=True)
-        print(f"(next time: `sysbox demo --keep` leaves it running; a shell: runc --root {RUN}/runc exec -t {CID} bash)")
+        print("(next time: `sysbox demo --keep` leaves it running; "
+              f"a shell: runc --root {RUN}/runc exec -t {CID} bash)")
     except BaseException:
         cleanup()
         raise
@@ -146,7 +148,12 @@ def run(cache: str = images.DEFAULT_CACHE, keep: bool = False) -> int:
     return 0 if status in ("running", "degraded") and len(lines) > 2 else 1
 
 
-def cleanup() -> None:
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def cleanup() -> None:  # noqa: C901 - each step is independent and tolerant, in teardown order
     """Stop and delete the demo container, unmount its rootfs, stop the daemons it started."""
     try:
         with open(STATE_FILE) as f:
@@ -154,18 +161,18 @@ def cleanup() -> None:
     except (OSError, ValueError):
         state = {"pids": [], "overlay": f"{DATA}/rootfs"}
     runtime = _runtime()
-    if subprocess.run(runtime + ["state", CID], capture_output=True).returncode == 0:
-        subprocess.run(runtime + ["kill", CID, "37"], capture_output=True)
+    if subprocess.run(runtime + ["state", CID], capture_output=True, check=False).returncode == 0:
+        subprocess.run(runtime + ["kill", CID, "37"], capture_output=True, check=False)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            out = subprocess.run(runtime + ["state", CID], capture_output=True, text=True).stdout
+            out = subprocess.run(runtime + ["state", CID], capture_output=True, text=True, check=False).stdout
             if '"stopped"' in out:
                 break
             time.sleep(0.1)
-        subprocess.run(runtime + ["delete", "--force", CID], capture_output=True)
+        subprocess.run(runtime + ["delete", "--force", CID], capture_output=True, check=False)
     overlay = state.get("overlay")
     while overlay and os.path.ismount(overlay):
-        subprocess.run(["umount", overlay], capture_output=True)
+        subprocess.run(["umount", overlay], capture_output=True, check=False)
     for pid in state.get("pids", []):
         try:
             os.kill(pid, signal.SIGTERM)
@@ -187,5 +194,5 @@ def cleanup() -> None:
             except OSError:
                 pass
         if not mounts_under(path):
-            subprocess.run(["rm", "-rf", "--one-file-system", path], capture_output=True)
+            subprocess.run(["rm", "-rf", "--one-file-system", path], capture_output=True, check=False)
     print("cleaned up: container deleted, rootfs unmounted, daemons stopped")

@@ -69,7 +69,6 @@ def _existing_parent(path: str) -> str:
 
 def _idmap_on(path: str) -> tuple[bool, str]:
     from sysbox.linux.idmap import idmapped_clone
-
     from sysbox.linux.mountinfo import fstype_of
 
     base = _existing_parent(path)
@@ -103,7 +102,7 @@ def _filesystems() -> set[str]:
 
 def _overlay() -> Check:
     if "overlay" not in _filesystems():
-        subprocess.run(["modprobe", "overlay"], capture_output=True)
+        subprocess.run(["modprobe", "overlay"], capture_output=True, check=False)
     if "overlay" not in _filesystems():
         return Check("overlayfs", False, "not in /proc/filesystems", "modprobe overlay")
     from sysbox.linux import syscalls as sc
@@ -125,7 +124,7 @@ def _fuse() -> Check:
     if not os.path.exists("/dev/fuse"):
         missing.append("/dev/fuse")
     if "fuse" not in _filesystems():
-        subprocess.run(["modprobe", "fuse"], capture_output=True)
+        subprocess.run(["modprobe", "fuse"], capture_output=True, check=False)
         if "fuse" not in _filesystems():
             missing.append("fuse filesystem")
     if not shutil.which("fusermount3"):
@@ -167,7 +166,7 @@ def _runc() -> Check:
         path = lower.find(settings.get({}, "lower-runtime"))
     except lower.LowerRuntimeError as e:
         return Check("runc", False, str(e), "apt-get install runc")
-    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.splitlines()
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout.splitlines()
     return Check("runc", True, f"{path}: {out[0] if out else 'unknown version'}")
 
 
@@ -191,7 +190,7 @@ def _subids() -> Check:
             ranges = []
         if not ranges:
             return Check("subuid/subgid", False, f"no '{subid.USER}' entry in {path}",
-                         "sysbox-mgr adds one at start-up (or: sysbox mgr init-subids)", required=False)
+                         "sysbox-mgr adds one when it starts", required=False)
         total = sum(r[1] for r in ranges)
         parts.append(f"{path}: {total // 65536} x 65536 ids from {ranges[0][0]}")
     return Check("subuid/subgid", True, "; ".join(parts))

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from sysbox.errors import SysboxError
 
@@ -66,7 +66,7 @@ def build_busybox(rootfs: str, mirror: str | None) -> dict:
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         raise SysboxError("busybox not found: apt-get install busybox-static")
-    out = subprocess.run(["file", "-L", busybox], capture_output=True, text=True).stdout \
+    out = subprocess.run(["file", "-L", busybox], capture_output=True, text=True, check=False).stdout \
         if shutil.which("file") else "statically linked"
     if "dynamically linked" in out:
         raise SysboxError(f"{busybox} is dynamically linked: apt-get install busybox-static")
@@ -88,7 +88,7 @@ def build_busybox(rootfs: str, mirror: str | None) -> dict:
     _write_file(os.path.join(rootfs, "etc/group"), "root:x:0:\nnogroup:x:65534:\n")
     _write_file(os.path.join(rootfs, "etc/hostname"), "busybox\n")
     _write_file(os.path.join(rootfs, "etc/hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost\n")
-    version = subprocess.run([busybox], capture_output=True, text=True).stdout.splitlines()
+    version = subprocess.run([busybox], capture_output=True, text=True, check=False).stdout.splitlines()
     return {"busybox": version[0] if version else "unknown", "applets": len(applets)}
 
 
@@ -124,7 +124,7 @@ def build_debian_systemd(rootfs: str, mirror: str | None) -> dict:
         line = line.rstrip()
         if line.startswith("E:") or "Failed" in line:
             last_error = line
-        if line.startswith("I: Retrieving") or line.startswith("I: Validating"):
+        if line.startswith(("I: Retrieving", "I: Validating")):
             count += 1
             if count % 50 == 0:
                 say(f"debootstrap: {count} packages fetched")

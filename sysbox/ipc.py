@@ -7,12 +7,13 @@ plain `socket` + `json` (a few ms to import) because sysbox-runc runs it on ever
 
 from __future__ import annotations
 
-import json
 import _socket  # socket.py builds its enums at import (~2 ms); the client needs none of them
+import json
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Self
 
 from sysbox.errors import SysboxError
 
@@ -80,7 +81,7 @@ class LineClient:
             self._sock.close()
             self._sock = None
 
-    def __enter__(self) -> "LineClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,14 +12,13 @@ import logging
 import os
 import socket
 import struct
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import trio
 
-from sysbox.linux.proc import start_time  # noqa: F401 - re-exported (reconcile)
-
 from sysbox import ipc
+from sysbox.linux.proc import start_time  # re-exported (reconcile)
 from sysbox.oci.spec import describe_error
 
 Peer = tuple[int | None, int | None]
@@ -32,7 +31,7 @@ class RequestError(Exception):
 
 
 class Service:
-    REQUESTS: dict[str, dict[str, Any]] = {}
+    REQUESTS: ClassVar[dict[str, dict[str, Any]]] = {}
     log = logging.getLogger("sysbox")
 
     def __init__(self) -> None:
@@ -62,7 +61,7 @@ class Service:
             return {"ok": True, "result": result}
         except RequestError as e:
             return {"ok": False, "error": str(e), "code": e.code}
-        except Exception as e:  # noqa: BLE001 - one bad request must never take the daemon down
+        except Exception as e:  # one bad request must never take the daemon down
             self.log.exception("internal error handling a request")
             return {"ok": False, "error": f"internal error: {type(e).__name__}: {e}", "code": "internal"}
 

@@ -131,7 +131,8 @@ def install_containerd(binary: str, path: str = CONTAINERD_CONFIG, handler: str 
         raise SysboxError(f"{path}: adding the handler would make it invalid ({e}): is a table defined "
                           "inline? add the handler by hand") from None
     if _runtimes(new, version).get(handler, {}).get("options", {}).get("BinaryName") != binary:
-        raise SysboxError(f"{path}: the runtimes table cannot be extended (is it defined inline?); add the handler by hand")
+        raise SysboxError(f"{path}: the runtimes table cannot be extended (is it defined inline?); "
+                          "add the handler by hand")
     if text != original:
         _write(path, text)
     return (f"registered runtime handler {handler!r} in {path}; restart containerd, then e.g. a RuntimeClass with "

@@ -57,7 +57,8 @@ def run(run_dir: str, data_root: str, mountpoint: str, log_dir: str | None = Non
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        mgr = subprocess.Popen([_bin("sysbox-mgr"), "--socket", mgr_sock, "--pid-file", os.path.join(run_dir, "mgr.pid"),
+        mgr = subprocess.Popen([_bin("sysbox-mgr"), "--socket", mgr_sock,
+                                "--pid-file", os.path.join(run_dir, "mgr.pid"),
                                 "--data-root", data_root, *log("sysbox-mgr")], stdin=subprocess.DEVNULL)
         children.append(mgr)
         _wait_ready(mgr, mgr_sock, "sysbox-mgr")
@@ -66,7 +67,8 @@ def run(run_dir: str, data_root: str, mountpoint: str, log_dir: str | None = Non
                                "--state-dir", os.path.join(run_dir, "fs"), *log("sysbox-fs")], stdin=subprocess.DEVNULL)
         children.append(fs)
         _wait_ready(fs, fs_sock, "sysbox-fs")
-        print(f"sysbox: ready (sysbox-mgr pid {mgr.pid} on {mgr_sock}, sysbox-fs pid {fs.pid} on {fs_sock})", flush=True)
+        print(f"sysbox: ready (sysbox-mgr pid {mgr.pid} on {mgr_sock}, sysbox-fs pid {fs.pid} on {fs_sock})",
+              flush=True)
         while not stopping:
             for p, name in ((mgr, "sysbox-mgr"), (fs, "sysbox-fs")):
                 if p.poll() is not None:

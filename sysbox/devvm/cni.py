@@ -49,14 +49,15 @@ class Network:
         if binary is None:
             raise SysboxError(f"CNI plugin {plugin['type']} not found in {CNI_PATH} "
                               "(apt-get install containernetworking-plugins)")
-        out = subprocess.run([binary], input=json.dumps(conf), env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run([binary], input=json.dumps(conf), env=env, capture_output=True, text=True, timeout=60,
+                             check=False)
         if out.returncode != 0:
             try:
                 err = json.loads(out.stdout)
                 msg = err.get("msg", "") + (f": {err['details']}" if err.get("details") else "")
             except ValueError:
                 msg = (out.stderr or out.stdout).strip()
-            raise SysboxError(f"CNI {plugin['type']} {command}: {msg or 'exit %d' % out.returncode}")
+            raise SysboxError(f"CNI {plugin['type']} {command}: {msg or f'exit {out.returncode}'}")
         return json.loads(out.stdout) if out.stdout.strip() else {}
 
     def add(self, cid: str, netns: str, ports: list[dict[str, Any]]) -> dict[str, Any]:

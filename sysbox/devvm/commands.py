@@ -59,14 +59,14 @@ def _bin(name: str) -> str:
 
 
 def _call(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
 def ensure_daemons(env: Env) -> None:
     """sysbox-mgr and sysbox-fs must answer; with the default sockets, start them if needed
     (`sysbox daemon`, detached, logging under /var/log/sysbox) - a laptop has no unit for them."""
-    from sysbox.ipc import IPCError, LineClient
     from sysbox.fs.protocol import DEFAULT_SOCKET as FS_SOCK
+    from sysbox.ipc import IPCError, LineClient
     from sysbox.mgr.protocol import DEFAULT_SOCKET as MGR_SOCK
 
     sockets = [env.mgr_socket or MGR_SOCK, env.fs_socket or FS_SOCK]
@@ -85,9 +85,9 @@ def ensure_daemons(env: Env) -> None:
     if env.mgr_socket or env.fs_socket:
         raise SysboxError(f"sysbox daemons not answering on {' and '.join(sockets)}")
     os.makedirs("/var/log/sysbox", exist_ok=True)
-    log = open("/var/log/sysbox/daemon.log", "ab")
-    subprocess.Popen([_bin("sysbox"), "daemon", "--log-dir", "/var/log/sysbox"], stdin=subprocess.DEVNULL,
-                     stdout=log, stderr=log, start_new_session=True)
+    with open("/var/log/sysbox/daemon.log", "ab") as log:  # the daemon keeps its own copy
+        subprocess.Popen([_bin("sysbox"), "daemon", "--log-dir", "/var/log/sysbox"], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if up():
@@ -134,7 +134,8 @@ def _spec(bundle: str, meta: dict[str, Any], cmd: list[str]) -> None:
 def run(env: Env, image_ref: str, name: str | None, ports: list[str], volumes: list[str], cmd: list[str]) -> str:
     name = name or "vm-" + uuid.uuid4().hex[:8]
     if not NAME.fullmatch(name):
-        raise SysboxError(f"--name {name!r}: letters, digits, '_', '.', '-' (up to 40), starting with a letter or digit")
+        raise SysboxError(f"--name {name!r}: letters, digits, '_', '.', '-' (up to 40), "
+                          "starting with a letter or digit")
     mappings = [cni.parse_port(p) for p in ports]
     vols = [_parse_volume(v) for v in volumes]
     ensure_daemons(env)
@@ -189,7 +190,7 @@ def _start(env: Env, meta: dict[str, Any]) -> None:
     if meta["ip"] and meta["ip"] not in cni.addresses(ns):  # what CNI reported is really there
         raise SysboxError(f"starting {meta['name']}: CNI reported {meta['ip']}, but the namespace has "
                           f"{cni.addresses(ns) or 'no address'}")
-    out = subprocess.run(env.runtime() + ["start", meta["id"]], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(env.runtime() + ["start", meta["id"]], capture_output=True, text=True, timeout=60, check=False)
     if out.returncode != 0:
         raise SysboxError(f"starting {meta['name']}: {out.stderr.strip() or 'sysbox-runc start failed'}")
     meta["started"] = time.time()

@@ -17,7 +17,7 @@ from sysbox.errors import SysboxError
 
 def _run(argv: list[str], what: str) -> None:
     try:
-        out = subprocess.run(argv, capture_output=True, text=True)
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise SysboxError(f"{argv[0]} is not installed (apt-get install {argv[0]})") from None
     if out.returncode != 0:

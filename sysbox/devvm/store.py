@@ -13,7 +13,8 @@ import contextlib
 import fcntl
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sysbox.errors import SysboxError
 

@@ -106,7 +106,7 @@ class CgroupView:
         self._fds.clear()
 
     @classmethod
-    def of(cls, pid: int) -> "CgroupView":
+    def of(cls, pid: int) -> CgroupView:
         dirs: dict[str, str] = {}
         for controllers, _path, d in cgroups.process_cgroups(pid):
             for c in (controllers or {"unified"}):
@@ -131,8 +131,10 @@ class CgroupView:
             memsw_limit = self._int(os.path.join(d, "memory.memsw.limit_in_bytes"))
             memsw_usage = self._int(os.path.join(d, "memory.memsw.usage_in_bytes"))
             return {"limit": limit, "usage": usage, "cache": stat.get("total_cache", 0),
-                    "active_file": stat.get("total_active_file", 0), "inactive_file": stat.get("total_inactive_file", 0),
-                    "active_anon": stat.get("total_active_anon", 0), "inactive_anon": stat.get("total_inactive_anon", 0),
+                    "active_file": stat.get("total_active_file", 0),
+                    "inactive_file": stat.get("total_inactive_file", 0),
+                    "active_anon": stat.get("total_active_anon", 0),
+                    "inactive_anon": stat.get("total_inactive_anon", 0),
                     "shmem": stat.get("total_shmem", 0),
                     "swap_limit": (memsw_limit - limit) if memsw_limit and memsw_limit < UNLIMITED else UNLIMITED,
                     "swap_usage": max(0, (memsw_usage or usage) - usage)}
@@ -208,7 +210,8 @@ class CgroupView:
         d = self.dirs.get("pids") or self.dirs.get("cpu") or self.dirs.get("unified")
         if not d:
             return []
-        out, queue = [], [d]
+        out: list[str] = []
+        queue = [d]
         while queue and len(out) < limit:
             cur = queue.pop(0)
             out.append(cur)

@@ -37,7 +37,7 @@ NS_TIMEOUT = 0.0  # /proc/sys/net: each network namespace has its own interfaces
 
 
 class Handle:
-    __slots__ = ("path", "container", "data", "entries", "writable", "inode")
+    __slots__ = ("container", "data", "entries", "inode", "path", "writable")
 
     def __init__(self, path: str, container: Container | None, data: bytes = b"",
                  entries: list[tuple[str, bool]] | None = None, writable: bool = False, inode: int = 0) -> None:

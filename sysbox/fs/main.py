@@ -7,9 +7,13 @@ import os
 import sys
 
 from sysbox.daemonmain import run_daemon, setup_logging
-
-from sysbox.fs.protocol import (DEFAULT_MOUNTPOINT, DEFAULT_PID_FILE, DEFAULT_SECCOMP_SOCKET, DEFAULT_SOCKET,
-                                DEFAULT_STATE_DIR)
+from sysbox.fs.protocol import (
+    DEFAULT_MOUNTPOINT,
+    DEFAULT_PID_FILE,
+    DEFAULT_SECCOMP_SOCKET,
+    DEFAULT_SOCKET,
+    DEFAULT_STATE_DIR,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -83,7 +82,7 @@ class Container:
             above: set[int] = set()
             for mid in ro:
                 parent = up.get(mid)
-                while parent in up and parent not in above:  # each step adds one: it ends
+                while parent is not None and parent in up and parent not in above:  # each step adds one: it ends
                     above.add(parent)
                     parent = up[parent]
             self._immutables = Immutables(frozenset(ids), frozenset(ro), frozenset(parents), frozenset(above))

@@ -66,7 +66,3 @@ def fstype_of(path: str) -> str:
             best, fstype = m.point, m.fstype
     return fstype
 
-
-def under(prefix: str, pid: int | str = "self") -> list[Mount]:
-    p = prefix.rstrip("/") + "/"
-    return [m for m in read(pid) if m.point == prefix or m.point.startswith(p)]

@@ -21,7 +21,7 @@ from sysbox.linux import syscalls as sc
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 NS_GET_USERNS = 0xB701
 NS_GET_PARENT = 0xB702

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import stat
+
 from sysbox.linux import tree
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
     Mapper = Callable[[int, int], tuple[int, int]]
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -18,7 +18,6 @@ _libc.syscall.restype = ctypes.c_long
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
 SYS_MOUNT_SETATTR = 442
-_ARCH_NUMBERS = {"x86_64": {"setns": 308, "unshare": 272}, "aarch64": {"setns": 268, "unshare": 97}}
 
 # open_tree flags
 OPEN_TREE_CLONE = 1

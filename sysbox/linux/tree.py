@@ -19,7 +19,7 @@ from sysbox.linux import syscalls as sc
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     # visit(dir_fd, name, lstat) -> True to descend into that directory;
     # leave(dir_fd, name) after the walk is done with a directory it descended into.

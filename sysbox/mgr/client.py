@@ -20,8 +20,8 @@ class Client(LineClient):
 
 def render_status(status: dict[str, Any]) -> str:
     pool = status["pool"]
-    lines = [f"pool: {pool['used']}/{pool['slots']} ranges of 65536 in use "
-             f"(uids from {pool['uid_start']}, gids from {pool['gid_start']}; {pool['subuid_file']})"]
+    lines = [(f"pool: {pool['used']}/{pool['slots']} ranges of 65536 in use "
+              f"(uids from {pool['uid_start']}, gids from {pool['gid_start']}; {pool['subuid_file']})")]
     rows = [("CONTAINER", "UID", "GID", "SIZE", "STATE", "PID", "SPECIAL DIRS")]
     for c in status["containers"]:
         dirs = ", ".join(f"{d['destination']}={d['source']}" for d in c["special_dirs"]) or "-"
@@ -29,7 +29,7 @@ def render_status(status: dict[str, Any]) -> str:
                      str(c["pid"] or "-"), dirs))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for r in rows:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[6])
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[6])
     if len(rows) == 1:
         lines.append("(no containers)")
     return "\n".join(lines)

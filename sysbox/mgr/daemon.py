@@ -180,7 +180,7 @@ async def gc_loop(mgr: Manager) -> None:
         await trio.sleep(mgr.cfg.gc_interval)
         try:
             mgr.reconcile()
-        except Exception:  # noqa: BLE001 - the next pass tries again
+        except Exception:  # the next pass tries again
             log.exception("garbage collection pass failed")
 
 
@@ -189,7 +189,7 @@ async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> Non
     mgr = Manager(cfg)
     try:
         released = mgr.reconcile()
-    except Exception:  # noqa: BLE001 - never a crash loop at start-up: serve, GC retries later
+    except Exception:  # never a crash loop at start-up: serve, GC retries later
         log.exception("reconcile at start-up failed")
         released = []
     log.info("reconciled at start-up: %d containers kept, %d released%s", len(mgr.store.all()),

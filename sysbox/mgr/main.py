@@ -19,7 +19,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"where special dirs and the database live (default {DEFAULT_DATA_ROOT})")
     p.add_argument("--db", help="sqlite database path (default <data-root>/mgr.db)")
     p.add_argument("--pid-file", default=DEFAULT_PID_FILE,
-                   help=f"pid file, locked while running; a second instance refuses to start (default {DEFAULT_PID_FILE})")
+                   help="pid file, locked while running; a second instance refuses to start "
+                        f"(default {DEFAULT_PID_FILE})")
     p.add_argument("--subuid-file", default="/etc/subuid", help="subordinate uid file (default /etc/subuid)")
     p.add_argument("--subgid-file", default="/etc/subgid", help="subordinate gid file (default /etc/subgid)")
     p.add_argument("--subid-user", default="sysbox",

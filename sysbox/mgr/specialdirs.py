@@ -202,7 +202,7 @@ def remove(data_root: str, kind: str, cid: str) -> None:
 
 def on_disk(data_root: str) -> list[tuple[str, str]]:
     """(kind, name) of every entry under <data-root>/<kind>/, for the orphan sweep."""
-    out = []
+    out: list[tuple[str, str]] = []
     for kind in SPECIAL_DIRS:
         try:
             names = os.listdir(os.path.join(data_root, kind))

@@ -58,7 +58,7 @@ class Container:
     updated: float = 0.0
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Container":
+    def from_row(cls, row: sqlite3.Row) -> Container:
         d = dict(row)
         d["special_dirs"] = json.loads(d["special_dirs"])
         d["keep"] = bool(d["keep"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def describe_error(error: Any) -> str:
+def describe_error(error: Any) -> str:  # noqa: C901 - one branch per jsonschema validator kind, each one line
     """Turn a jsonschema ValidationError into `field: problem` without dumping huge instances."""
     where = field_path(error.absolute_path)
     v, arg, inst = error.validator, error.validator_value, error.instance

@@ -14,10 +14,12 @@ sysbox-fs nodes, and filesystems that refuse idmapping (logged).
 from __future__ import annotations
 
 import os
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 from sysbox.linux import idmap, mountinfo
 from sysbox.runc.transform.mounts import is_bind

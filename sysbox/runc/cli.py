@@ -79,9 +79,6 @@ class Invocation:
         self._raw_globals: list[str] = []
         self._raw_command: list[str] = []
 
-    def flag(self, name: str, default: object = None) -> object:
-        return self.flags.get(name, default)
-
     @property
     def container_id(self) -> str | None:
         return self.args[0] if self.command in NEEDS_ID and self.args else None
@@ -149,8 +146,9 @@ def _parse_flags(tokens: list[str], i: int, table: dict[str, bool], aliases: dic
                 i += 1
                 value = tokens[i]
             if name in ("env", "cap", "additional-gids"):
-                out.setdefault(name, [])
-                out[name].append(value)  # type: ignore[union-attr]
+                values = out.setdefault(name, [])
+                assert isinstance(values, list)
+                values.append(value)
             else:
                 out[name] = value
         else:

@@ -23,7 +23,8 @@ from sysbox.errors import SysboxError
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
+    from typing import Self
 
 RECEIVE_TIMEOUT = 30.0  # runc sends the master during create, which has returned by then
 DRAIN_IDLE = 1.0  # after init exits: how long the master may stay quiet before we stop reading
@@ -43,7 +44,7 @@ class ConsoleSocket:
         self._sock.settimeout(RECEIVE_TIMEOUT)
         try:
             conn, _ = self._sock.accept()
-        except socket.timeout:
+        except TimeoutError:
             raise SysboxError("process.terminal: runc sent no terminal to the console socket") from None
         with conn:
             conn.settimeout(RECEIVE_TIMEOUT)
@@ -56,7 +57,7 @@ class ConsoleSocket:
         self._sock.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> "ConsoleSocket":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -108,7 +109,7 @@ def _read(fd: int) -> bytes | None:
         raise
 
 
-def relay(master: int, exited: Callable[[], bool]) -> None:
+def relay(master: int, exited: Callable[[], bool]) -> None:  # noqa: C901 - one loop over the master, stdin and init; the order of checks is the logic
     """Copy stdin to the master and the master to stdout until the container's init has
     exited and the master has nothing more to say (EIO: every holder of the pty is gone).
     Input the container does not read yet is kept, not dropped, and does not stop output."""

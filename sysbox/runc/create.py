@@ -11,6 +11,7 @@ import json
 import os
 import posixpath
 import subprocess
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ def bundle_dir(inv: Invocation) -> str:
 
 def mgr_socket(inv: Invocation) -> str:
     from sysbox.mgr.protocol import DEFAULT_SOCKET
-
     from sysbox.runc import settings
 
     return settings.get(inv.globals, "mgr-socket") or DEFAULT_SOCKET
@@ -143,7 +143,7 @@ def _special_dir_kinds(spec: dict[str, Any]) -> list[str]:
     return sorted(k for k, dest in SPECIAL_DIRS.items() if dest not in mounted)
 
 
-def create(inv: Invocation, runtime: str) -> int:
+def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a list of undoable steps (issue 17)
     """Run the whole create; returns runc's exit status (non-zero means nothing is left)."""
     from sysbox.runc import rootfs, settings, transform
     from sysbox.runc.delete import cleanup
@@ -164,6 +164,7 @@ def create(inv: Invocation, runtime: str) -> int:
     if not use_mgr and requested is None:
         raise SysboxError("linux.uidMappings: required with --no-sysbox-mgr (no manager to allocate ids)")
     if not use_mgr:
+        assert requested is not None  # refused just above
         _check_pool(requested)
     from sysbox.runc.transform import devices as device_specs
 
@@ -227,9 +228,9 @@ def create(inv: Invocation, runtime: str) -> int:
 
         meta["binds"] = []
         try:
-            binds.apply(new, os.path.join(cdir, "binds"), uid, gid, size,
-                        (os.path.join(cdir, devices.STORE, ""),) + ((fs["mountpoint"] + "/",) if fs else ()), lambda m: log(inv.globals, "warning", m),
-                        meta["binds"])
+            ours = (os.path.join(cdir, devices.STORE, ""), *((fs["mountpoint"] + "/",) if fs else ()))
+            binds.apply(new, os.path.join(cdir, "binds"), uid, gid, size, ours,
+                        lambda m: log(inv.globals, "warning", m), meta["binds"])
         finally:
             state.save_meta(cdir, meta)
         state.write_private(os.path.join(cdir, "config.json"), json.dumps(new))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ from sysbox.runc.cli import Invocation
 from sysbox.runc.log import log
 
 
-def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:
+def cleanup(globals_: dict[str, Any], cdir: str, meta: dict[str, Any]) -> None:  # noqa: C901 - the reverse of create; to become the steps' undo walk (issue 17)
     """Undo a create from its record: rootfs mounts and shifts, manager registration, state dir.
 
     Each step tolerates having been done already, so an interrupted cleanup can be rerun, and a

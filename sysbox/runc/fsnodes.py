@@ -10,6 +10,7 @@ destination is resolved inside the container, never on the host.
 from __future__ import annotations
 
 import os
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ from sysbox.runc.log import log
 
 def socket_path(inv: Invocation) -> str:
     from sysbox.fs.protocol import DEFAULT_SOCKET
-
     from sysbox.runc import settings
 
     return settings.get(inv.globals, "fs-socket") or DEFAULT_SOCKET

@@ -1,10 +1,11 @@
 """Run one OCI hook with the caller's bundle in its state (see transform/hooks.py).
 
-Started by runc as `python -I -S -c <this file's text> BUNDLE PATH ARGV0 [ARGS...]`, with the
-state on stdin.  It imports nothing of sysbox and is not read from disk: createContainer hooks
-start it inside the container's user namespace, which may not reach our installation.  The state goes to the hook through a pipe
-(a writer child when it exceeds what the pipe holds), then the wrapper becomes the hook by exec, so the
-hook's exit status, output and timeout are runc's to see as they would be without us.
+Started by runc as `python -I -S -c <this file's text> BUNDLE PATH ARGV0 [ARGS...]`, with
+the state on stdin.  It imports nothing of sysbox and is not read from disk: createContainer
+hooks start it inside the container's user namespace, which may not reach our installation.
+The state goes to the hook through a pipe (a writer child when it exceeds what the pipe
+holds), then the wrapper becomes the hook by exec, so the hook's exit status, output and
+timeout are runc's to see as they would be without us.
 """
 
 import json

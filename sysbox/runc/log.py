@@ -7,6 +7,7 @@ call failed; warnings (like a chown fallback) go there too, or to stderr without
 from __future__ import annotations
 
 import sys
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:

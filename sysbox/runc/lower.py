@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-DEFAULT_CANDIDATES = ("runc",)
 _SEARCH_FIRST = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin")
 
 

@@ -35,17 +35,18 @@ def _systemd_stop_signal(inv: cli.Invocation) -> None:
 
 def _version(runtime: str) -> int:
     """runc's lines first (tools parse `runc version`, `commit:`, `spec:`), then ours."""
-    from sysbox import __version__
     import subprocess
 
-    out = subprocess.run([runtime, "--version"], stdout=subprocess.PIPE)
+    from sysbox import __version__
+
+    out = subprocess.run([runtime, "--version"], stdout=subprocess.PIPE, check=False)
     sys.stdout.buffer.write(out.stdout)
     sys.stdout.write(f"{PROG} version {__version__}\nlower runtime: {runtime}\n")
     sys.stdout.flush()
     return out.returncode
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - the dispatch table of runc's commands, flat on purpose
     argv = sys.argv[1:] if argv is None else argv
     inv: cli.Invocation | None = None
     try:
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except (cli.UsageError, lower.LowerRuntimeError, settings.ConfigError) as e:
         _log_error(inv, str(e))
         return 1
-    except Exception as e:  # noqa: BLE001 - the one place that turns errors into exit codes
+    except Exception as e:  # the one place that turns errors into exit codes
         from sysbox.errors import describe
 
         msg = describe(e)
@@ -93,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _log_error(inv, msg)
         return 1
-    return 0  # not reached: exec_ replaced the process
 
 
 if __name__ == "__main__":

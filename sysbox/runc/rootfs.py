@@ -18,10 +18,12 @@ what create did:
 from __future__ import annotations
 
 import os
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
     Log = Callable[[str], None]
 
 from sysbox.errors import SysboxError

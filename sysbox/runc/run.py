@@ -16,7 +16,7 @@ from sysbox.runc.cli import Invocation
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
     from sysbox.runc import console
 
@@ -62,7 +62,7 @@ def _create_and_start(inv: Invocation, runtime: str, before_start: Callable[[], 
     return rc
 
 
-def _foreground(inv: Invocation, runtime: str, sock: "console.ConsoleSocket | None") -> int:
+def _foreground(inv: Invocation, runtime: str, sock: console.ConsoleSocket | None) -> int:
     """Wait for the container's init (forwarding signals), relaying its terminal if it has one;
     then delete it unless --keep."""
     import sys

@@ -11,6 +11,7 @@ of that path must be searchable by the container's root; every file in them is 0
 from __future__ import annotations
 
 import os
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,12 +31,12 @@ def runc_root(globals_: dict[str, Any]) -> str:
 def _sha256_hex(data: bytes) -> str:
     """hashlib loads OpenSSL (~5 ms), and the kill path needs this: use the builtin module."""
     try:
-        from _sha256 import sha256  # Python 3.11
+        from _sha256 import sha256  # type: ignore[import-not-found]  # Python 3.11 (no stubs)
     except ImportError:
         try:
-            from _sha2 import sha256  # type: ignore[no-redef]  # Python 3.12+
+            from _sha2 import sha256  # type: ignore[import-not-found]  # Python 3.12+ (no stubs)
         except ImportError:
-            from hashlib import sha256  # type: ignore[no-redef]
+            from hashlib import sha256
     return sha256(data).hexdigest()
 
 

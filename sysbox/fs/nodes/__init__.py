@@ -82,9 +82,20 @@ def host_read(path: str) -> bytes:
 
 
 def _table() -> tuple[dict[str, File], dict[str, Subtree]]:
-    from sysbox.fs.nodes import (proc_cpuinfo, proc_diskstats, proc_loadavg, proc_meminfo, proc_stat,
-                                 proc_swaps, proc_sys, proc_uptime, sys_cpu_online, sys_devices_virtual,
-                                 sys_kernel, sys_nf_conntrack)
+    from sysbox.fs.nodes import (
+        proc_cpuinfo,
+        proc_diskstats,
+        proc_loadavg,
+        proc_meminfo,
+        proc_stat,
+        proc_swaps,
+        proc_sys,
+        proc_uptime,
+        sys_cpu_online,
+        sys_devices_virtual,
+        sys_kernel,
+        sys_nf_conntrack,
+    )
 
     files: dict[str, File] = {
         "proc/uptime": proc_uptime.Uptime(),

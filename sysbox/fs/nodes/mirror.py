@@ -14,7 +14,8 @@ from __future__ import annotations
 import errno
 import os
 import stat as st_
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 import trio
 
@@ -97,7 +98,7 @@ class HostMirror(Subtree):
     base = "/"
     hidden: frozenset[str] = frozenset()      # shown as empty directories
     absent: frozenset[str] = frozenset()      # not shown at all
-    emulated: dict[str, Entry] = {}
+    emulated: ClassVar[dict[str, Entry]] = {}
 
     def namespaces(self, rel: str) -> tuple[str, ...]:
         return ()

@@ -34,7 +34,7 @@ def sample(c: Container) -> None:
                 continue
             if data[data.rindex(b")") + 2:data.rindex(b")") + 3] in (b"R", b"D"):
                 running += 1
-    c.load = [load * e + running * (1 - e) for load, e in zip(c.load, DECAY)]
+    c.load = [load * e + running * (1 - e) for load, e in zip(c.load, DECAY, strict=True)]
     c.load_tasks = (running, total)
 
 

@@ -10,6 +10,7 @@ like kubeadm and systemd read it as a machine identity, and containers must not 
 from __future__ import annotations
 
 import hashlib
+from typing import ClassVar
 
 from sysbox.fs.nodes.mirror import Entry, HostMirror
 from sysbox.fs.registry import Container
@@ -38,7 +39,7 @@ class ProductUuid(Entry):
 
 class DevicesVirtual(HostMirror):
     base = "/sys/devices/virtual"
-    emulated = {"dmi/id/product_uuid": ProductUuid()}
+    emulated: ClassVar[dict[str, Entry]] = {"dmi/id/product_uuid": ProductUuid()}
 
     def root(self, c: Container | None) -> str:
         return c.sysfs if c is not None and c.sysfs else self.base

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sysbox.fs.nodes import parse_int
 from sysbox.fs.nodes.mirror import Entry, HostMirror
 from sysbox.fs.registry import Container
@@ -22,4 +24,4 @@ class Hashsize(Entry):
 
 class Parameters(HostMirror):
     base = HOST
-    emulated = {"hashsize": Hashsize()}
+    emulated: ClassVar[dict[str, Entry]] = {"hashsize": Hashsize()}

@@ -26,6 +26,7 @@ import logging
 import os
 import select
 import socket
+
 import trio
 
 from sysbox.fs.registry import Registry

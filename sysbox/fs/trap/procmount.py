@@ -165,9 +165,8 @@ def check_mount(pid: int, source: str, target: str, flags: int, immutable: froze
         elif flags & sc.MS_MOVE:
             if ns.mnt_id(_resolve(source, False), proc_fd) in immutable:
                 return errno.EINVAL
-        elif flags & sc.MS_BIND and not flags & sc.MS_REC:
-            if ns.mnt_id(_resolve(source, False), proc_fd) in parents:
-                return errno.EINVAL  # would show what its immutable children cover
+        elif flags & sc.MS_BIND and not flags & sc.MS_REC and ns.mnt_id(_resolve(source, False), proc_fd) in parents:
+            return errno.EINVAL  # would show what its immutable children cover
         return ns.NOT_OURS
 
     return decline_unresolved(ns.run_in_mount_ns(pid, work))

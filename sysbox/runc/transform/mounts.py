@@ -4,6 +4,7 @@ systemd expects one, host-backed special dirs, and (data-driven) sysbox-fs nodes
 from __future__ import annotations
 
 import posixpath
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def _host_mounted(dest: str, path: str) -> dict[str, Any]:
     return {"destination": dest, "type": "bind", "source": path, "options": ["rbind", "nosuid", "noexec", "nodev"]}
 
 
-def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:  # noqa: C901 - one pass over the mounts, one branch per kind of mount
     out: list[dict[str, Any]] = []
     ns_mounts = ctx.ns_mounts or {}
     for m in spec.get("mounts", []):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ def requested_mappings(spec: dict[str, Any]) -> dict[str, int] | None:
         if not maps:
             raise TransformError(f"linux.{name}: missing while the other mapping is given")
         maps = sorted(maps, key=lambda m: m["containerID"])
-        for a, b in zip(maps, maps[1:]):  # merge contiguous pieces
+        for a, b in itertools.pairwise(maps):  # merge contiguous pieces
             if a["containerID"] + a["size"] != b["containerID"] or a["hostID"] + a["size"] != b["hostID"]:
                 raise TransformError(f"linux.{name}: must be one contiguous range")
         first, size = maps[0], sum(m["size"] for m in maps)

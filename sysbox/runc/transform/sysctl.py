@@ -33,10 +33,10 @@ def split_joined(spec: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, 
     linux = spec.get("linux") or {}
     sysctl = linux.get("sysctl") or {}
     joined = {ns.get("type"): ns.get("path") for ns in linux.get("namespaces") or [] if ns.get("path")}
-    taken = []
+    taken: list[tuple[str, str, str, str]] = []
     for knob in sorted(sysctl):
         kind = namespace_of(knob)
-        if kind in joined:
+        if kind is not None and kind in joined:
             taken.append((kind, joined[kind], knob, str(sysctl[knob])))
     if not taken:
         return spec, []

@@ -15,14 +15,83 @@ HEAVY = ("jsonschema", "trio", "ctypes", "json", "subprocess", "sqlite3", "socke
          "sysbox.oci", "sysbox.mgr", "sysbox.linux", "sysbox.runc.create", "sysbox.runc.transform")
 
 
-@pytest.mark.parametrize("args", [["state", "x"], ["kill", "x", "TERM"], ["ps", "x"], ["events", "x"],
-                                  ["start", "x"], ["pause", "x"], ["exec", "x", "true"]])
-def test_hot_commands_import_nothing_heavy(tmp_path, args):
-    fake_runc = tmp_path / "runc"
-    fake_runc.write_text("#!/bin/sh\nexit 0\n")  # stands in for runc: we only look at our imports
-    fake_runc.chmod(0o755)
-    out = subprocess.run([sys.executable, "-X", "importtime", SYSBOX_RUNC, "--lower-runtime", str(fake_runc),
-                          "--root", str(tmp_path), *args], capture_output=True, text=True, timeout=30)
+def _python_entry() -> list[str]:
+    """The Python command the front end runs, with import timing on."""
+    import json
+
+    from sysbox import launcher
+
+    return [sys.executable, "-X", "importtime", "-I", "-S", "-c", launcher.MAIN.format(paths=json.dumps(launcher.paths()))]
+
+
+def _fake_runc(tmp_path) -> str:
+    fake = tmp_path / "runc"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path}/argv\n")  # records what runc was given
+    fake.chmod(0o755)
+    return str(fake)
+
+
+PASS_THROUGH = [["state", "x"], ["kill", "x", "KILL"], ["kill", "x", "0"], ["ps", "x"], ["events", "--stats", "x"],
+                ["start", "x"], ["pause", "x"], ["resume", "x"], ["list", "-q"], ["features"]]
+GLOBALS = [["--mgr-socket", "/m", "--fs-socket=/f", "--sysbox-state", "/s", "--root", "/r"],
+           ["--debug", "--log", "/l", "--log-format=json", "--no-sysbox-fs", "--no-sysbox-mgr", "--root=/r"], []]
+
+
+@pytest.mark.parametrize("args", PASS_THROUGH)
+@pytest.mark.parametrize("glob", GLOBALS)
+def test_pass_through_commands_start_no_python(tmp_path, args, glob):
+    """The installed front end (sysbox/data/sysbox-runc) execs runc itself, with exactly the
+    arguments the Python parser would give it (sysbox's own globals dropped)."""
+    from sysbox.runc import cli
+
+    fake = _fake_runc(tmp_path)
+    trace = tmp_path / "trace"
+    argv = [SYSBOX_RUNC, "--lower-runtime", fake, *glob, *args]
+    out = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), *argv],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    programs = [line.split('"')[1] for line in trace.read_text().splitlines() if "execve(" in line]
+    assert programs == [SYSBOX_RUNC, fake], programs
+    assert (tmp_path / "argv").read_text().splitlines() == cli.parse(argv[1:]).lower_argv()
+
+
+@pytest.mark.parametrize("args", [["kill", "x", "TERM"], ["exec", "x", "true"], ["state", "--help"]])
+def test_the_rest_reaches_python(tmp_path, args):
+    fake = _fake_runc(tmp_path)
+    trace = tmp_path / "trace"
+    out = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), SYSBOX_RUNC,
+                          "--lower-runtime", fake, "--root", str(tmp_path), *args],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    programs = [line.split('"')[1] for line in trace.read_text().splitlines() if "execve(" in line]
+    assert programs[0] == SYSBOX_RUNC and "python" in programs[1] and programs[-1] == fake, programs
+
+
+def test_config_file_as_python_reads_it(tmp_path):
+    """The front end reads the lower runtime from the config file as settings.py does; a line it
+    does not take goes to Python, which names it."""
+    fake = _fake_runc(tmp_path)
+    conf = tmp_path / "sysbox-runc.conf"
+    conf.write_text(f"# comment\n  honor-caps = true  \nlower-runtime =  \"{fake}\"  # ours\n")
+    env = {**os.environ, "SYSBOX_RUNC_CONFIG": str(conf)}
+    env.pop("SYSBOX_LOWER_RUNTIME", None)
+    out = subprocess.run([SYSBOX_RUNC, "state", "x"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and (tmp_path / "argv").read_text().split() == ["state", "x"], out.stderr
+    conf.write_text("lower-runtime\n")
+    out = subprocess.run([SYSBOX_RUNC, "state", "x"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and out.stderr.startswith(f"sysbox-runc: {conf}:1: expected one of "), out.stderr
+    conf.write_text(f"lower-runtime = {tmp_path}/missing\n")
+    out = subprocess.run([SYSBOX_RUNC, "state", "x"], env=env, capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stderr) == (1, f"sysbox-runc: lower runtime {tmp_path}/missing: not an executable "
+                                               "file\n")
+
+
+@pytest.mark.parametrize("args", [["kill", "x", "TERM"], ["exec", "x", "true"]])
+def test_python_entry_imports_nothing_heavy(tmp_path, args):
+    """What reaches Python on the hot path (kill TERM, exec) does not pay for create's modules."""
+    fake = _fake_runc(tmp_path)
+    out = subprocess.run([*_python_entry(), "--lower-runtime", fake, "--root", str(tmp_path), *args],
+                         capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "sysbox.runc.cli" in imported
@@ -47,18 +116,19 @@ def test_sigterm_becomes_sigrtmin3_for_systemd_containers(tmp_path):
         assert (tmp_path / "argv").read_text().split()[-2:] == [cid, expect]
 
 
-def test_installed_launcher_skips_site_processing():
-    """make venv replaces pip's console script with sysbox/launcher.py's, which runs Python -S."""
+def test_installed_launcher_is_the_front_end():
+    """make venv replaces pip's console script with sysbox/launcher.py's: the sh front end,
+    whose Python runs isolated and without site processing."""
     with open(SYSBOX_RUNC) as f:
-        first = f.readline()
-    assert first.startswith("#!") and first.rstrip().endswith(" -S")
+        text = f.read()
+    assert text.startswith("#!/bin/sh\n") and "\nPYTHON_MAIN='" in text and " -I -S -c " in text
     out = subprocess.run([SYSBOX_RUNC, "--version"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and "\nsysbox-runc version " in out.stdout
 
 
 def test_create_leaves_schema_validation_to_the_manager(rt, make_bundle, cid):
     bundle = make_bundle(["sleep", "300"])
-    out = subprocess.run([sys.executable, "-X", "importtime", *rt.argv("create", "--bundle", bundle, cid)],
+    out = subprocess.run([*_python_entry(), *rt.argv("create", "--bundle", bundle, cid)[1:]],
                          capture_output=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(os.path.dirname(bundle), "imports"), "w"), timeout=60)
     assert out.returncode == 0

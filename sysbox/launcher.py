@@ -1,28 +1,39 @@
 """Writes the fast launcher for sysbox-runc.
 
-containerd calls `sysbox-runc state` and `kill` many times per container.  The console script
-pip generates runs Python's site processing (with an editable install, an import hook that
-pulls in pathlib and re: ~20 ms a call here) and imports re itself.  This launcher starts
-Python with -S and puts exactly the two directories sysbox needs on sys.path, so the hot path
-pays for the interpreter and the flag table only.  `make venv` (scripts/setup.sh) installs it.
+containerd calls `sysbox-runc state` and `kill` many times per container.  The installed
+command is a POSIX sh front end (sysbox/data/sysbox-runc) that execs runc itself for the calls
+that only pass through (about 1 ms, no Python at all), and starts Python for the rest.  That
+Python runs isolated and without site processing (-I -S: pip's console script with an editable
+install pulls in pathlib and re through an import hook, ~20 ms a call here), with exactly the
+two directories sysbox needs on sys.path.  `make venv` (scripts/setup.sh) installs it.
 
 Usage: python -m sysbox.launcher PATH   (normally .venv/bin/sysbox-runc)
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import sys
 import sysconfig
 
-TEMPLATE = """#!{python} -S
-# sysbox-runc launcher written by `python -m sysbox.launcher` (see sysbox/launcher.py):
-# no site processing, so containerd's frequent state/kill calls start fast.
-import sys
-sys.path[:0] = {paths!r}
-from sysbox.runc.main import main
-sys.exit(main())
-"""
+FRONT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sysbox-runc")
+MAIN = "import sys; sys.path[:0] = {paths}; from sysbox.runc.main import main; sys.exit(main())"
+
+
+def python_main() -> str:
+    """The command line the front end (sysbox/data/sysbox-runc) runs for everything it does not pass through itself."""
+    code = MAIN.format(paths=json.dumps(paths()))
+    return f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(code)}"
+
+
+def render() -> str:
+    with open(FRONT) as f:
+        text = f.read()
+    marker = "\nPYTHON_MAIN= "
+    assert marker in text, FRONT
+    return text.replace(marker, f"\nPYTHON_MAIN={shlex.quote(python_main())} ", 1)
 
 
 def paths() -> list[str]:
@@ -39,7 +50,7 @@ def paths() -> list[str]:
 def write(path: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(TEMPLATE.format(python=sys.executable, paths=paths()))
+        f.write(render())
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
 

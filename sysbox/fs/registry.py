@@ -59,7 +59,9 @@ class Container:
     load: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     load_tasks: tuple[int, int] = (0, 0)
     masked: list[str] = field(default_factory=list)  # paths under /proc masked in the container
-    # /sys/devices/virtual of a sysfs mounted in the container's network namespace (its net devices)
+    # /sys/devices/virtual of a sysfs mounted in the container's network namespace (its net
+    # devices): where it goes, and where it is once mounted (at first need: devices_virtual())
+    sysfs_path: str | None = None
     sysfs: str | None = None
     mntns: int = 0  # inode of its init's mount namespace: the one whose immutable mounts we guard
     # net/ipc/uts -> does the container's user namespace own it?  Not for a namespace joined by
@@ -93,6 +95,15 @@ class Container:
 
     def uptime(self) -> float:
         return max(0.0, host_uptime() - self.started)
+
+    def devices_virtual(self) -> str | None:
+        """The container's own /sys/devices/virtual, mounted at the first read that needs it
+        (most containers never read it: registering stays cheap).  None without a state dir;
+        an OSError if it cannot be mounted (the read fails rather than show the host's)."""
+        if self.sysfs is None and self.sysfs_path:
+            _mount_devices_virtual(self, self.sysfs_path)
+            self.sysfs = self.sysfs_path
+        return self.sysfs
 
     def close(self) -> None:
         if self.sysfs:
@@ -151,41 +162,10 @@ class Registry:
                 os.close(fd)
             raise
         if self.state_dir:
-            try:
-                c.sysfs = self._container_sysfs(c)
-            except OSError:
-                c.close()
-                raise
+            c.sysfs_path = os.path.join(self.state_dir, "sysfs", cid)
         self.by_id[cid] = c
         self.by_userns[userns] = c
         return c
-
-    def _container_sysfs(self, c: Container) -> str:
-        """/sys/devices/virtual as the container's network namespace shows it (sysfs shows the
-        net devices of its mounter's namespace), bound under our state dir, read-only.  Only
-        that subtree stays mounted: a whole sysfs on the host, in a directory a container's root
-        cannot reach, would make runc's --no-pivot fail for every other container (it covers
-        each full proc/sysfs mount of the host, and EACCES stops it)."""
-        from sysbox.fs.nodes.mirror import in_namespaces
-        from sysbox.linux import syscalls as sc
-        from sysbox.linux.tree import detach_all
-
-        path = os.path.join(self.state_dir or "", "sysfs", c.id)
-        full = path + ".full"
-        for d in (path, full):
-            os.makedirs(d, mode=0o700, exist_ok=True)
-            detach_all(d)  # one left by a sysbox-fs that was killed: not stacked again
-
-        def mount() -> None:
-            sc.mount("sysfs", full, "sysfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-            try:
-                sc.mount(os.path.join(full, "devices", "virtual"), path, "", sc.MS_BIND)
-            finally:
-                sc.umount2(full, sc.MNT_DETACH)
-
-        in_namespaces(c, ("net",), mount)
-        os.rmdir(full)
-        return path
 
     def remove(self, cid: str) -> bool:
         c = self.by_id.pop(cid, None)
@@ -228,3 +208,27 @@ class Registry:
         return None
 
 
+def _mount_devices_virtual(c: Container, path: str) -> None:
+    """/sys/devices/virtual as the container's network namespace shows it (sysfs shows the
+    net devices of its mounter's namespace), bound under our state dir, read-only.  Only
+    that subtree stays mounted: a whole sysfs on the host, in a directory a container's root
+    cannot reach, would make runc's --no-pivot fail for every other container (it covers
+    each full proc/sysfs mount of the host, and EACCES stops it)."""
+    from sysbox.fs.nodes.mirror import in_namespaces
+    from sysbox.linux import syscalls as sc
+    from sysbox.linux.tree import detach_all
+
+    full = path + ".full"
+    for d in (path, full):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        detach_all(d)  # one left by a sysbox-fs that was killed: not stacked again
+
+    def mount() -> None:
+        sc.mount("sysfs", full, "sysfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+        try:
+            sc.mount(os.path.join(full, "devices", "virtual"), path, "", sc.MS_BIND)
+        finally:
+            sc.umount2(full, sc.MNT_DETACH)
+
+    in_namespaces(c, ("net",), mount)
+    os.rmdir(full)

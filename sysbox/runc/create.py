@@ -166,9 +166,11 @@ def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a li
     if not use_mgr:
         assert requested is not None  # refused just above
         _check_pool(requested)
-    from sysbox.runc.transform import devices as device_specs
+    has_devices = bool(spec.get("linux", {}).get("devices"))
+    if has_devices:  # refused before anything is made
+        from sysbox.runc.transform import devices as device_specs
 
-    device_specs.wanted(spec, (requested or {}).get("size", 65536))  # refused before anything is made
+        device_specs.wanted(spec, (requested or {}).get("size", 65536))
     meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None,
                             # containerd (Docker) runs `delete` at every stop: keep the id range and
                             # special dirs for a restart; the manager drops them with the rootfs.
@@ -212,9 +214,11 @@ def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a li
         meta["ns_mounts"] = []
         ns_mounts = _joined_namespace_mounts(spec, cdir, meta)
         spec = _joined_sysctls(spec)
-        from sysbox.runc import devices
+        nodes: dict[str, str] = {}
+        if has_devices:
+            from sysbox.runc import devices
 
-        nodes = devices.make(spec, cdir, meta, uid, gid, size)
+            nodes = devices.make(spec, cdir, meta, uid, gid, size)
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 oom_floor=caps.host_oom_floor(),
@@ -223,12 +227,14 @@ def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a li
                                 trap_socket=fs["seccomp_socket"] if fs else None)
         new = transform.apply(spec, ctx)
         new["root"]["path"] = target
-        new = device_specs.bind_nodes(new, nodes)
+        if nodes:
+            new = device_specs.bind_nodes(new, nodes)
         from sysbox.runc import binds
 
         meta["binds"] = []
         try:
-            ours = (os.path.join(cdir, devices.STORE, ""), *((fs["mountpoint"] + "/",) if fs else ()))
+            # devices.STORE (that module is imported only for specs with devices)
+            ours = (os.path.join(cdir, "devices", ""), *((fs["mountpoint"] + "/",) if fs else ()))
             binds.apply(new, os.path.join(cdir, "binds"), uid, gid, size, ours,
                         lambda m: log(inv.globals, "warning", m), meta["binds"])
         finally:

@@ -42,4 +42,4 @@ class DevicesVirtual(HostMirror):
     emulated: ClassVar[dict[str, Entry]] = {"dmi/id/product_uuid": ProductUuid()}
 
     def root(self, c: Container | None) -> str:
-        return c.sysfs if c is not None and c.sysfs else self.base
+        return (c.devices_virtual() if c is not None else None) or self.base

@@ -48,7 +48,7 @@ def check(spec: dict[str, Any]) -> None:
 
 def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The system-container spec for `spec` (which is not modified)."""
-    from sysbox.runc.transform import caps, hooks, mounts, namespaces, paths, privileges, seccomp
+    from sysbox.runc.transform import caps, mounts, namespaces, paths, privileges, seccomp
 
     check(spec)
     out = copy.deepcopy(spec)
@@ -58,5 +58,8 @@ def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out = mounts.apply(out, ctx)
     out = paths.apply(out)
     out = seccomp.apply(out, ctx.trap_socket)
-    out = hooks.apply(out, ctx.bundle)
+    if out.get("hooks"):
+        from sysbox.runc.transform import hooks
+
+        out = hooks.apply(out, ctx.bundle)
     return out

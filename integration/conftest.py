@@ -141,6 +141,10 @@ def sysbox_state(session_mgr):
 
     leftovers = remove_tree(path)  # detaches first: never rm through an idmapped image mount
     assert not leftovers, f"mounts left under {path}: {leftovers}"
+    try:  # the last worker out removes the shared parent (others may still be using it)
+        os.rmdir("/run/sysbox-test")
+    except OSError:
+        pass
 
 
 class Runtime:

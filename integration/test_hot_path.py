@@ -67,6 +67,30 @@ def test_the_rest_reaches_python(tmp_path, args):
     assert programs[0] == SYSBOX_RUNC and "python" in programs[1] and programs[-1] == fake, programs
 
 
+def test_the_front_end_knows_the_flags_and_keys_python_knows():
+    """The sh front end cannot import the flag table or the settings: its copies must not drift
+    (a new sysbox flag it did not know would be passed on to runc)."""
+    import re
+
+    from sysbox.runc import cli, settings
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sysbox", "data",
+                           "sysbox-runc")) as f:
+        text = f.read()
+    step1 = text[text.index("# 1."):text.index("# 2.")]
+    step4 = text[text.index("# 4."):]
+    valued = {n for n, v in cli.GLOBAL_FLAGS.items() if v}
+    plain = {n for n, v in cli.GLOBAL_FLAGS.items() if not v} - {"help", "version"}
+    for name in valued:
+        assert re.search(rf"[|(\s]--{name}[|)]", step1) and f"--{name}=*" in step1, name
+    for name in plain:
+        assert f"--{name}" in step1, name
+    for name in cli.SYSBOX_GLOBALS:
+        assert f"--{name}" in step4, name  # dropped before runc
+    conf_keys = re.search(r"lower-runtime\) lower=\$value ;;\n\s*([\w|-]+)\) ;;", text)
+    assert conf_keys and set(conf_keys.group(1).split("|")) | {"lower-runtime"} == set(settings.KEYS)
+
+
 def test_config_file_as_python_reads_it(tmp_path):
     """The front end reads the lower runtime from the config file as settings.py does; a line it
     does not take goes to Python, which names it."""

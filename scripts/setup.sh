@@ -39,10 +39,15 @@ compile_sources() {
   "$VENV/bin/python" -m compileall -q sysbox >/dev/null
 }
 
+install_launcher() {  # the sh front end (sysbox/data/sysbox-runc), rewritten each time: it may have changed
+  "$VENV/bin/python" -m sysbox.launcher "$VENV/bin/sysbox-runc"
+}
+
 venv() {
   local stamp="$VENV/.sysbox-installed"
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
     say "venv $VENV already set up, reusing it"
+    install_launcher
     compile_sources
     return
   fi
@@ -55,7 +60,7 @@ venv() {
   "$VENV/bin/python" -c 'import sysbox, pyfuse3, trio, pyroute2, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
     && "$VENV/bin/ruff" --version >/dev/null && "$VENV/bin/mypy" --version >/dev/null \
     || { say "venv install failed"; exit 1; }
-  "$VENV/bin/python" -m sysbox.launcher "$VENV/bin/sysbox-runc"  # fast start for containerd's calls
+  install_launcher
   compile_sources
   touch "$stamp"
 }

@@ -166,11 +166,12 @@ def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a li
     if not use_mgr:
         assert requested is not None  # refused just above
         _check_pool(requested)
-    has_devices = bool(spec.get("linux", {}).get("devices"))
-    if has_devices:  # refused before anything is made
+    wanted_devices: list[dict[str, Any]] = []
+    if spec.get("linux", {}).get("devices"):  # refused before anything is made
         from sysbox.runc.transform import devices as device_specs
 
-        device_specs.wanted(spec, (requested or {}).get("size", 65536))
+        # the manager's ranges are MIN_SIZE long; a spec's own mapping says its size
+        wanted_devices = device_specs.wanted(spec, (requested or {}).get("size", namespaces.MIN_SIZE))
     meta: dict[str, Any] = {"id": cid, "bundle": bundle, "mgr_socket": mgr_socket(inv) if use_mgr else None,
                             # containerd (Docker) runs `delete` at every stop: keep the id range and
                             # special dirs for a restart; the manager drops them with the rootfs.
@@ -215,10 +216,10 @@ def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a li
         ns_mounts = _joined_namespace_mounts(spec, cdir, meta)
         spec = _joined_sysctls(spec)
         nodes: dict[str, str] = {}
-        if has_devices:
+        if wanted_devices:
             from sysbox.runc import devices
 
-            nodes = devices.make(spec, cdir, meta, uid, gid, size)
+            nodes = devices.make(wanted_devices, cdir, meta, uid, gid)
         ctx = transform.Context(uid=uid, gid=gid, size=size, rootfs=target, bundle=bundle, ns_mounts=ns_mounts,
                                 cap_last_cap=caps.host_cap_last_cap(), special_dirs=reg["special_dirs"],
                                 oom_floor=caps.host_oom_floor(),
@@ -233,8 +234,7 @@ def create(inv: Invocation, runtime: str) -> int:  # noqa: C901 - to become a li
 
         meta["binds"] = []
         try:
-            # devices.STORE (that module is imported only for specs with devices)
-            ours = (os.path.join(cdir, "devices", ""), *((fs["mountpoint"] + "/",) if fs else ()))
+            ours = (os.path.join(cdir, state.DEVICES_DIR, ""), *((fs["mountpoint"] + "/",) if fs else ()))
             binds.apply(new, os.path.join(cdir, "binds"), uid, gid, size, ours,
                         lambda m: log(inv.globals, "warning", m), meta["binds"])
         finally:

@@ -15,19 +15,16 @@ if TYPE_CHECKING:
 
 from sysbox.errors import SysboxError
 from sysbox.runc import state
-from sysbox.runc.transform import devices
-
-STORE = "devices"
 
 
-def make(spec: dict[str, Any], cdir: str, meta: dict[str, Any], uid: int, gid: int, size: int) -> dict[str, str]:
-    """{container path: host node} for every device of the spec, made and owned as asked."""
-    wanted = devices.wanted(spec, size)
+def make(wanted: list[dict[str, Any]], cdir: str, meta: dict[str, Any], uid: int, gid: int) -> dict[str, str]:
+    """{container path: host node} for the devices transform.devices.wanted() checked, made
+    and owned as asked."""
     if not wanted:
         return {}
     from sysbox.linux import devnodes
 
-    store = os.path.join(cdir, STORE)
+    store = os.path.join(cdir, state.DEVICES_DIR)
     meta["devices"] = store
     state.save_meta(cdir, meta)
     devnodes.mount_store(store)

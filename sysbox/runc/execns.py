@@ -51,7 +51,7 @@ def run(inv: Invocation, runtime: str) -> int | None:
     from sysbox.linux import syscalls as sc
 
     root = state.runc_root(inv.globals)
-    with open(os.path.join(root, cid, "state.json")) as f:
+    with open(state.runc_state_file(inv.globals, cid)) as f:
         current = json.load(f)
     pid = current["init_process_pid"]
     for kind in kinds:  # as host root, before runc enters the user namespace

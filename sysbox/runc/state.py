@@ -21,6 +21,7 @@ DEFAULT_STATE_DIR = "/run/sysbox/runc"
 SYSTEMD_MARK = "init-is-systemd"
 HONOR_CAPS_MARK = "honor-caps"
 JOINED_NS_MARK = "joined-ns"  # the net/ipc/uts namespaces joined by path, for exec (execns.py)
+DEVICES_DIR = "devices"  # the tmpfs of linux.devices nodes (devices.py), skipped by binds
 DEFAULT_RUNC_ROOT = "/run/runc"
 
 
@@ -82,19 +83,25 @@ def write_private(path: str, text: str) -> None:
         os.close(fd)
 
 
+def replace_private(path: str, text: str) -> None:
+    """write_private through a temporary file renamed over `path`: readers see the old or
+    the new content, never a part (as runc writes its own state.json)."""
+    tmp = path + ".sysbox-tmp"
+    write_private(tmp, text)
+    os.rename(tmp, path)
+
+
 def save_meta(cdir: str, meta: dict[str, Any]) -> None:
     import json
 
-    tmp = os.path.join(cdir, "meta.json.tmp")
-    write_private(tmp, json.dumps(meta))
-    os.rename(tmp, os.path.join(cdir, "meta.json"))
+    replace_private(os.path.join(cdir, "meta.json"), json.dumps(meta))
 
 
 def runc_has(globals_: dict[str, Any], cid: str) -> bool:
-    return os.path.exists(_runc_state_file(globals_, cid))
+    return os.path.exists(runc_state_file(globals_, cid))
 
 
-def _runc_state_file(globals_: dict[str, Any], cid: str) -> str:
+def runc_state_file(globals_: dict[str, Any], cid: str) -> str:
     return os.path.join(runc_root(globals_), cid, "state.json")
 
 
@@ -106,11 +113,10 @@ def restore_bundle(globals_: dict[str, Any], cid: str, copy: str, bundle: str) -
     (utils.SearchLabels) and reads config.json there for the process to run.  So the labels end
     with our copy, then the caller's bundle: exec gets our rewritten process (its capabilities),
     everything that shows a state shows the caller's.  A record not in runc's format (another
-    lower runtime) is left as it is.  Written as runc writes it: a new file renamed over the
-    old, with the old one's mode."""
+    lower runtime) is left as it is."""
     import json
 
-    path = _runc_state_file(globals_, cid)
+    path = runc_state_file(globals_, cid)
     try:
         with open(path) as f:
             record = json.load(f)
@@ -119,16 +125,7 @@ def restore_bundle(globals_: dict[str, Any], cid: str, copy: str, bundle: str) -
         return
     record["config"]["labels"] = [lb for lb in labels if not lb.startswith("bundle=")] + \
         [f"bundle={copy}", f"bundle={bundle}"]
-    tmp = path + ".sysbox-tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, os.stat(path).st_mode & 0o7777)
-        data = json.dumps(record).encode()
-        while data:
-            data = data[os.write(fd, data):]
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    replace_private(path, json.dumps(record))  # runc's own file is 0600 too
 
 
 def recorded_dir(globals_: dict[str, Any], cid: str) -> str | None:
@@ -140,7 +137,7 @@ def recorded_dir(globals_: dict[str, Any], cid: str) -> str | None:
     import json
 
     try:
-        with open(_runc_state_file(globals_, cid)) as f:
+        with open(runc_state_file(globals_, cid)) as f:
             rootfs = (json.load(f).get("config") or {}).get("rootfs")
     except (OSError, ValueError, AttributeError):
         return None

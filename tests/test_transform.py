@@ -8,7 +8,7 @@ import pytest
 from sysbox.runc import transform
 from sysbox.runc.transform import Context, TransformError, caps, namespaces, seccomp
 
-CTX = Context(uid=1 << 24, gid=(1 << 24) + 7, size=65536, rootfs="/run/x/rootfs", bundle="/b",
+CTX = Context(uid=1 << 24, gid=(1 << 24) + 7, size=65536, bundle="/b",
               cap_last_cap=40, special_dirs=[{"kind": "docker", "source": "/var/lib/sysbox/docker/c",
                                               "destination": "/var/lib/docker"}])
 BASE = {

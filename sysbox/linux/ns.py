@@ -18,6 +18,7 @@ import fcntl
 import os
 
 from sysbox.linux import syscalls as sc
+from sysbox.linux.proc import cap_eff
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -45,14 +46,6 @@ def owner_ino(ns_path: str) -> int:
         return os.fstat(owner).st_ino
     finally:
         os.close(owner)
-
-
-def cap_eff(pid: int | str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
 
 
 def has_cap_over(pid: int | str, ns_path: str, cap: int = CAP_SYS_ADMIN) -> bool:

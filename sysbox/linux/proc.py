@@ -12,3 +12,36 @@ def start_time(pid: int) -> int | None:
         return int(data[data.rindex(b")") + 2:].split()[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def cap_eff(pid: int | str) -> int:
+    """The effective capability set of `pid` (or "self"), as a bit mask."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def cap_last_cap() -> int:
+    """The highest capability this kernel knows; 40 (Linux 5.9's) if it cannot be read."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def oom_floor() -> int | None:
+    """None if we may lower oom_score_adj (CAP_SYS_RESOURCE), else our own value: the lowest
+    a process we start can be given."""
+    try:
+        if cap_eff("self") >> CAP_SYS_RESOURCE & 1:
+            return None
+        with open("/proc/self/oom_score_adj") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None

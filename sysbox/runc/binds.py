@@ -74,9 +74,10 @@ def keep_locked_flags(m: dict[str, Any]) -> None:
 
 
 def apply(spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int, skip: tuple[str, ...],
-          log: Callable[[str], None], made: list[str]) -> None:
-    """Replace eligible bind sources with idmapped clones under workdir, appending each mount
-    point to `made` as it goes (the caller's record), so a failure part-way can be undone."""
+          log: Callable[[str], None], record: Callable[[str], None]) -> None:
+    """Replace eligible bind sources with idmapped clones under workdir, passing each mount
+    point to `record` before it is made (the caller's record), so a failure or a kill
+    part-way can be undone: teardown() takes points that were never mounted too."""
     os.makedirs(workdir, mode=0o711, exist_ok=True)
     for i, m in enumerate(spec.get("mounts", [])):
         if is_bind(m) and m.get("source", "").startswith("/") and not m["source"].startswith(skip):
@@ -85,6 +86,7 @@ def apply(spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int, ski
             continue
         src = os.path.realpath(m["source"])
         point = os.path.join(workdir, str(i))
+        record(point)
         if os.path.isdir(src):
             os.makedirs(point, exist_ok=True)
         else:
@@ -96,7 +98,6 @@ def apply(spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int, ski
                 "(host-owned files show as nobody inside)")
             _remove_point(point)
             continue
-        made.append(point)
         m["source"] = point
 
 

@@ -17,14 +17,15 @@ from sysbox.runc.cli import Invocation
 
 
 def adjust(inv: Invocation) -> None:
+    from sysbox.linux.proc import cap_last_cap
     from sysbox.runc import state
-    from sysbox.runc.transform.caps import for_process, host_cap_last_cap
+    from sysbox.runc.transform.caps import for_process
 
     path = str(inv.flags["process"])
     with open(path) as f:
         process = json.load(f)
     cdir = state.container_dir(inv.globals, str(inv.container_id))
-    for_process(process, host_cap_last_cap(), os.path.exists(os.path.join(cdir, state.HONOR_CAPS_MARK)))
+    for_process(process, cap_last_cap(), os.path.exists(os.path.join(cdir, state.HONOR_CAPS_MARK)))
     process.pop("apparmorProfile", None)
     fd = os.memfd_create("sysbox-exec-process", 0)  # no CLOEXEC: runc opens /proc/self/fd/N
     os.write(fd, json.dumps(process).encode())

@@ -25,23 +25,30 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
     Log = Callable[[str], None]
+    Note = Callable[[dict[str, Any]], None]
 
 from sysbox.errors import SysboxError
 from sysbox.linux import idmap, mountinfo, shift
 from sysbox.linux import syscalls as sc
 from sysbox.linux.tree import detach_all, remove_path
 
-MS_BIND = 4096
-MS_REC = 16384
-
 
 def _nolog(msg: str) -> None:
     pass
 
 
+def _nonote(rec: dict[str, Any]) -> None:
+    pass
+
+
 def prepare(rootfs: str, target: str, workspace: str, uid: int, gid: int, size: int,
-            mode: str = "auto", log: Log = _nolog) -> dict[str, Any]:
-    """Mount the container's view of `rootfs` at `target`; returns the teardown record."""
+            mode: str = "auto", log: Log = _nolog, note: Note = _nonote) -> dict[str, Any]:
+    """Mount the container's view of `rootfs` at `target`; returns the teardown record.
+
+    `note(rec)` is called with the record as it grows, before each change it describes, so a
+    process killed half-way leaves a record teardown() can finish from (every flag is safe to
+    act on when its change did not happen: unshifting skips ids outside the range, unmounting
+    what is not mounted is a no-op)."""
     rootfs = os.path.realpath(rootfs)
     rec: dict[str, Any] = {"rootfs": rootfs, "target": target, "uid": uid, "gid": gid, "size": size}
     m = mountinfo.at(rootfs)
@@ -49,7 +56,7 @@ def prepare(rootfs: str, target: str, workspace: str, uid: int, gid: int, size: 
         if mode == "chown":
             raise SysboxError(f"root.path: {rootfs} is an overlay mount; chown shifting would rewrite "
                               "its shared lower layers (use idmapped mounts)")
-        return _overlay(m, rec, workspace, log)
+        return _overlay(m, rec, workspace, log, note)
     if mode in ("auto", "idmap"):
         try:
             idmap.mount_idmapped(rootfs, target, uid, gid, size, recursive=True)
@@ -60,10 +67,11 @@ def prepare(rootfs: str, target: str, workspace: str, uid: int, gid: int, size: 
             fstype = m.fstype if m else "its filesystem"
             log(f"idmapped mount of {rootfs} failed ({e.strerror}, {fstype}); shifting ownership with chown")
     rec["mode"] = "chown"
+    note(rec)
     n = shift.shift_tree(rootfs, uid, gid, size)
     log(f"shifted {n} entries of {rootfs} by chown to uid {uid} gid {gid}")
     try:
-        sc.mount(rootfs, target, "", MS_BIND | MS_REC)
+        sc.mount(rootfs, target, "", sc.MS_BIND | sc.MS_REC)
     except OSError:
         shift.unshift_tree(rootfs, uid, gid, size)
         raise
@@ -93,14 +101,15 @@ def _mount_relative(cwd: str, target: str, data: str) -> None:
         os.close(old)
 
 
-def _overlay(m: mountinfo.Mount, rec: dict[str, Any], workspace: str, log: Log) -> dict[str, Any]:
+def _overlay(m: mountinfo.Mount, rec: dict[str, Any], workspace: str, log: Log, note: Note) -> dict[str, Any]:
     uid, gid, size, point = rec["uid"], rec["gid"], rec["size"], rec["rootfs"]
     lowers, base = _resolve_layers(m)
     upper, work = m.super_option("upperdir"), m.super_option("workdir")
     layers = os.path.join(workspace, "lower")
     os.makedirs(layers, mode=0o700, exist_ok=True)
-    rec.update(mode="overlay", point=point, upper=upper, orig_base=base,
+    rec.update(mode="overlay", point=point, upper=upper, orig_base=base, layers=layers,
                orig_data=",".join(o for o in m.super_options.split(",") if o not in ("rw", "ro")))
+    note(rec)
     attached: list[str] = []
     try:
         for i, layer in enumerate(lowers):
@@ -111,17 +120,21 @@ def _overlay(m: mountinfo.Mount, rec: dict[str, Any], workspace: str, log: Log) 
         data = "lowerdir=" + ":".join(str(i) for i in range(len(lowers)))
         if upper and work:
             newwork = work.rstrip("/") + "-sysbox"
+            rec["work"] = newwork
+            note(rec)
             remove_path(newwork)
             os.mkdir(newwork, 0o700)
-            rec["work"] = newwork
-            shift.shift_tree(upper, uid, gid, size)
             rec["upper_shifted"] = True
+            note(rec)
+            shift.shift_tree(upper, uid, gid, size)
             data += f",upperdir={upper},workdir={newwork}"
-            sc.umount2(point, sc.MNT_DETACH)  # the upper dir may serve one overlay at a time
             rec["orig_unmounted"] = True
+            note(rec)
+            sc.umount2(point, sc.MNT_DETACH)  # the upper dir may serve one overlay at a time
         _mount_relative(layers, rec["target"], data)
-        sc.mount(rec["target"], point, "", MS_BIND)
         rec["point_bound"] = True
+        note(rec)
+        sc.mount(rec["target"], point, "", sc.MS_BIND)
     except BaseException:
         for at in attached:
             sc.umount2(at, sc.MNT_DETACH)
@@ -158,6 +171,18 @@ def _mounted_at(path: str) -> bool:
     return mountinfo.at(path) is not None
 
 
+def _detach_layers(layers: str | None) -> None:
+    """The idmapped lower layers prepare() attaches and detaches again, left mounted only by a
+    process killed in between.  Only our own numbered entries are looked at."""
+    if not layers or not os.path.isdir(layers):
+        return
+    for name in os.listdir(layers):
+        if name.isdigit():
+            at = os.path.join(layers, name)
+            detach_all(at)
+            remove_path(at)
+
+
 def teardown(rec: dict[str, Any]) -> None:
     """Undo prepare(); safe to call twice and on a partial record."""
     mode = rec.get("mode")
@@ -167,6 +192,7 @@ def teardown(rec: dict[str, Any]) -> None:
         if rec.get("point_bound"):
             _umount(point)
         detach_all(target)
+        _detach_layers(rec.get("layers"))
         if rec.get("upper_shifted"):
             shift.unshift_tree(rec["upper"], rec["uid"], rec["gid"], rec["size"])
         if rec.get("work"):

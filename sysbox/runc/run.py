@@ -9,66 +9,68 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
-from sysbox.runc import state
-from sysbox.runc.cli import Invocation
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sysbox.runc import console
+    from sysbox.runc.cli import Invocation
+    from sysbox.runc.context import Context
+    from sysbox.runc.steps import Work
 
 _FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
             signal.SIGWINCH)
 
 
 def run(inv: Invocation, runtime: str) -> int:
-    from sysbox.linux import syscalls as sc
-    from sysbox.runc.create import bundle_dir
+    from sysbox.runc import create
+    from sysbox.runc.context import Context
 
-    detach = bool(inv.flags.get("detach"))
-    if detach:
-        return _create_and_start(inv, runtime)
-    from sysbox.oci.spec import load_config
+    ctx = Context(inv, runtime)
+    work = create.check(ctx)
+    if inv.flags.get("detach"):
+        return _create_and_start(ctx, work)[0]
+    from sysbox.linux import syscalls as sc
 
     sc.set_child_subreaper()
-    if not (load_config(bundle_dir(inv)).get("process", {}).get("terminal") and not inv.flags.get("console-socket")):
-        return _foreground(inv, runtime, None)
+    if not (work.spec.get("process", {}).get("terminal") and not inv.flags.get("console-socket")):
+        return _foreground(ctx, work, None, bool(inv.flags.get("keep")))
     from sysbox.runc import console
 
     with console.ConsoleSocket() as sock:  # runc run's own terminal: we hold the master (console.py)
-        inv.flags["console-socket"] = sock.path
-        return _foreground(inv, runtime, sock)
+        ctx.create_flags += ["--console-socket", sock.path]
+        return _foreground(ctx, work, sock, bool(inv.flags.get("keep")))
 
 
-def _create_and_start(inv: Invocation, runtime: str, before_start: Callable[[], None] | None = None) -> int:
-    from sysbox.runc.create import create
-    from sysbox.runc.delete import delete
+def _create_and_start(ctx: Context, work: Work, before_start: Callable[[], None] | None = None) -> tuple[int, int]:
+    """(0, init's pid) with the container started, or (the failing status, 0) with nothing left."""
+    from sysbox.runc import create, delete, steps
 
-    rc = create(inv, runtime)
-    if rc != 0:
-        return rc
+    try:
+        rec = create.make(ctx, work)
+    except steps.RuncFailed as e:
+        return e.rc, 0
     try:
         if before_start:
             before_start()
-        rc = subprocess.call([runtime, *inv.lower_globals(), "start", str(inv.container_id)])
+        rc = ctx.host.runc(ctx.runc("start", ctx.id))
     except BaseException:
-        delete(_as_delete(inv, force=True), runtime)
+        delete.force(ctx)
         raise
     if rc != 0:
-        delete(_as_delete(inv, force=True), runtime)
-    return rc
+        delete.force(ctx)
+    assert rec.pid is not None
+    return rc, rec.pid
 
 
-def _foreground(inv: Invocation, runtime: str, sock: console.ConsoleSocket | None) -> int:
+def _foreground(ctx: Context, work: Work, sock: console.ConsoleSocket | None, keep: bool) -> int:
     """Wait for the container's init (forwarding signals), relaying its terminal if it has one;
     then delete it unless --keep."""
     import sys
 
-    from sysbox.runc import console
-    from sysbox.runc.delete import delete
+    from sysbox.runc import console, delete
 
     masters: list[int] = []
 
@@ -77,13 +79,11 @@ def _foreground(inv: Invocation, runtime: str, sock: console.ConsoleSocket | Non
         masters.append(sock.receive())
         console.copy_size(sys.stdin.fileno(), masters[0])
 
-    rc = _create_and_start(inv, runtime, take_terminal if sock else None)
+    rc, pid = _create_and_start(ctx, work, take_terminal if sock else None)
     if rc != 0:
         if masters:
             os.close(masters[0])
         return rc
-    meta = state.load_meta(state.container_dir(inv.globals, str(inv.container_id))) or {}
-    pid = int(meta["pid"])
     try:
         if not masters:
             for sig in _FORWARD:
@@ -92,8 +92,8 @@ def _foreground(inv: Invocation, runtime: str, sock: console.ConsoleSocket | Non
         else:
             status = _with_terminal(pid, masters[0])
     finally:
-        if not inv.flags.get("keep"):
-            delete(_as_delete(inv, force=True), runtime)
+        if not keep:
+            delete.force(ctx)
     return status
 
 
@@ -152,16 +152,3 @@ def _wait(pid: int) -> int:
             return 255
         if got == pid:
             return _exit_code(status)
-
-
-def _as_delete(inv: Invocation, force: bool) -> Invocation:
-    from sysbox.runc import cli
-
-    argv = inv.lower_globals()
-    for name in ("mgr-socket", "sysbox-state", "shift-mode", "lower-runtime", "fs-socket"):
-        if inv.globals.get(name):
-            argv += [f"--{name}", str(inv.globals[name])]
-    for name in ("no-sysbox-mgr", "no-sysbox-fs"):
-        if inv.globals.get(name):
-            argv.append(f"--{name}")
-    return cli.parse(argv + ["delete"] + (["--force"] if force else []) + [str(inv.container_id)])

@@ -1,11 +1,11 @@
 """sysbox-runc's own per-container state, beside the lower runtime's.
 
 <state-dir>/<key>/<id>/ holds the transformed bundle (config.json), the rootfs mount point,
-and meta.json: everything create set up, written before each step so that delete (or a
-failed create) can undo exactly that.  <key> is derived from runc's --root, so containers of
-different runc roots (containerd namespaces, tests) never collide.  The directories are 0711:
-runc bind-mounts root.path onto itself from inside the user namespace, so every component
-of that path must be searchable by the container's root; every file in them is 0600.
+and meta.json, the record of what create did (record.py).  <key> is derived from runc's
+--root, so containers of different runc roots (containerd namespaces, tests) never collide.
+The directories are 0711: runc bind-mounts root.path onto itself from inside the user
+namespace, so every component of that path must be searchable by the container's root;
+every file in them is 0600.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ DEFAULT_STATE_DIR = "/run/sysbox/runc"
 SYSTEMD_MARK = "init-is-systemd"
 HONOR_CAPS_MARK = "honor-caps"
 JOINED_NS_MARK = "joined-ns"  # the net/ipc/uts namespaces joined by path, for exec (execns.py)
-DEVICES_DIR = "devices"  # the tmpfs of linux.devices nodes (devices.py), skipped by binds
+DEVICES_DIR = "devices"  # the tmpfs of linux.devices nodes (steps.Devices), skipped by binds
 DEFAULT_RUNC_ROOT = "/run/runc"
 
 
@@ -60,16 +60,6 @@ def makedirs(path: str) -> None:
         os.chmod(p, 0o711)
 
 
-def load_meta(cdir: str) -> dict[str, Any] | None:
-    import json  # not on the kill path, which only checks a marker file
-
-    try:
-        with open(os.path.join(cdir, "meta.json")) as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def write_private(path: str, text: str) -> None:
     """Write a state file readable by host root only (0600): the rewritten spec carries the
     caller's environment (secrets), and every path here is visible in containers' mountinfo."""
@@ -91,21 +81,19 @@ def replace_private(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
-def save_meta(cdir: str, meta: dict[str, Any]) -> None:
-    import json
-
-    replace_private(os.path.join(cdir, "meta.json"), json.dumps(meta))
-
-
 def runc_has(globals_: dict[str, Any], cid: str) -> bool:
     return os.path.exists(runc_state_file(globals_, cid))
 
 
 def runc_state_file(globals_: dict[str, Any], cid: str) -> str:
-    return os.path.join(runc_root(globals_), cid, "state.json")
+    return runc_state_path(runc_root(globals_), cid)
 
 
-def restore_bundle(globals_: dict[str, Any], cid: str, copy: str, bundle: str) -> None:
+def runc_state_path(root: str, cid: str) -> str:
+    return os.path.join(root, cid, "state.json")
+
+
+def restore_bundle(root: str, cid: str, copy: str, bundle: str) -> None:
     """Name the caller's bundle in runc's record, where runc named our rewritten copy.
 
     runc 1.1 reads the record's "bundle=" labels two ways: `state`, `list` and the hooks take
@@ -116,7 +104,7 @@ def restore_bundle(globals_: dict[str, Any], cid: str, copy: str, bundle: str) -
     lower runtime) is left as it is."""
     import json
 
-    path = runc_state_file(globals_, cid)
+    path = runc_state_path(root, cid)
     try:
         with open(path) as f:
             record = json.load(f)
@@ -128,24 +116,28 @@ def restore_bundle(globals_: dict[str, Any], cid: str, copy: str, bundle: str) -
     replace_private(path, json.dumps(record))  # runc's own file is 0600 too
 
 
-def recorded_dir(globals_: dict[str, Any], cid: str) -> str | None:
+def recorded_dir(root: str, cid: str) -> str | None:
     """Our state dir for `cid`, found through runc's own record when the caller did not pass our
     flags.  podman's cleanup process (conmon's exit command) runs `delete` without the
     --runtime-flag options it gave create, so the state dir may not be the default one.  runc
     records the root we gave it (<our dir>/rootfs); it is trusted only if it has our shape:
-    <state-dir>/<key of this runc root>/<id> holding a meta.json for this id."""
+    <state-dir>/<key of this runc root>/<id> holding a record for this id."""
     import json
 
-    try:
-        with open(runc_state_file(globals_, cid)) as f:
-            rootfs = (json.load(f).get("config") or {}).get("rootfs")
-    except (OSError, ValueError, AttributeError):
-        return None
+    def read(path: str) -> dict[str, Any]:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    config = read(runc_state_path(root, cid)).get("config")
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
     if not isinstance(rootfs, str) or not rootfs:
         return None
     cdir = os.path.dirname(os.path.normpath(rootfs))
-    key = _sha256_hex(runc_root(globals_).encode())[:12]
+    key = _sha256_hex(root.encode())[:12]
     if os.path.basename(cdir) != cid or os.path.basename(os.path.dirname(cdir)) != key:
         return None
-    meta = load_meta(cdir)
-    return cdir if meta and meta.get("id") == cid else None
+    return cdir if read(os.path.join(cdir, "meta.json")).get("id") == cid else None

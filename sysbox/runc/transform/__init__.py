@@ -23,12 +23,12 @@ class TransformError(SysboxError):
     """The spec cannot become a system container; str() names the field."""
 
 
-class Context(namedtuple("Context", "uid gid size rootfs bundle cap_last_cap special_dirs fs_nodes trap_socket "
+class Context(namedtuple("Context", "uid gid size bundle cap_last_cap special_dirs fs_nodes trap_socket "
                                     "ns_mounts oom_floor honor_caps",
                          defaults=("/", 40, (), (), None, None, None, False))):
     """Facts about the host and this container, gathered by the caller.
 
-    uid, gid, size: the container's id range; rootfs: its mount point; special_dirs: host-backed
+    uid, gid, size: the container's id range; bundle: the caller's bundle dir; special_dirs: host-backed
     dirs from the manager; fs_nodes: sysbox-fs's bind mounts; trap_socket: sysbox-fs's seccomp
     listener, where mount(2) is trapped; ns_mounts: {destination: host path} of
     sysfs/mqueue mounted by the host for namespaces the container joins (linux/nsmount.py);

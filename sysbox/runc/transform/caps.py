@@ -26,28 +26,6 @@ NAMES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "
          "CAP_CHECKPOINT_RESTORE"]
 
 
-def host_cap_last_cap() -> int:
-    """The highest capability this kernel knows (read by the caller, not by the pure transform)."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 40
-
-
-def host_oom_floor() -> int | None:
-    """None if we may lower oom_score_adj (CAP_SYS_RESOURCE), else our own value: the floor."""
-    try:
-        with open("/proc/self/status") as f:
-            eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-        if eff >> 24 & 1:
-            return None
-        with open("/proc/self/oom_score_adj") as f:
-            return int(f.read())
-    except (OSError, ValueError, StopIteration):
-        return None
-
-
 def all_caps(cap_last_cap: int) -> list[str]:
     return NAMES[: min(cap_last_cap, len(NAMES) - 1) + 1]
 

@@ -1,0 +1,153 @@
+"""Every side effect of create and delete, behind one object that unit tests replace.
+
+The steps (steps.py) decide what to do and in which order, and record it; this class does it:
+mounts, device nodes, the daemons' requests, runc, files.  Each method is a thin call into
+sysbox/linux or a client, so the steps' order and every failure-and-undo path can be tested
+with a recording fake (tests/fakehost.py) and no root, while the integration tests run this.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sysbox.runc.record import Record, RootfsRecord
+
+
+class Host:
+    # -- the state dir and its files
+    def makedirs(self, path: str) -> None:
+        from sysbox.runc import state
+
+        state.makedirs(path)
+
+    def remove_dir(self, path: str) -> None:
+        from sysbox.linux.tree import remove_path
+
+        remove_path(path)
+
+    def save(self, cdir: str, rec: Record) -> None:
+        from sysbox.runc import record
+
+        record.save(cdir, rec)
+
+    def load(self, cdir: str) -> Record | None:
+        from sysbox.runc import record
+
+        return record.load(cdir)
+
+    def write_private(self, path: str, text: str) -> None:
+        from sysbox.runc import state
+
+        state.write_private(path, text)
+
+    def read_pid(self, path: str) -> int:
+        with open(path) as f:
+            return int(f.read().strip())
+
+    # -- facts read before anything is made
+    def subid_ranges(self, path: str) -> list[tuple[int, int]]:
+        from sysbox import subid
+
+        return subid.read_ranges(path)
+
+    def kernel_facts(self) -> tuple[int, int | None]:
+        """(cap_last_cap, the oom_score_adj floor) for the transform."""
+        from sysbox.linux import proc
+
+        return proc.cap_last_cap(), proc.oom_floor()
+
+    # -- the daemons
+    def mgr(self, socket: str, method: str, **args: Any) -> dict[str, Any]:
+        from sysbox.mgr.client import Client
+
+        with Client(socket) as c:
+            return c.call(method, **args)
+
+    def fs(self, socket: str, method: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        from sysbox.fs.client import Client
+
+        with Client(socket, **({"timeout": timeout} if timeout else {})) as c:
+            return c.call(method, **args)
+
+    def fs_attach_late(self, mountpoint: str, pid: int) -> None:
+        from sysbox.runc import fsnodes
+
+        fsnodes.attach_late(mountpoint, pid)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    # -- mounts and nodes
+    def prepare_rootfs(self, src: str, target: str, cdir: str, uid: int, gid: int, size: int, mode: str,
+                       log: Callable[[str], None], note: Callable[[RootfsRecord], None]) -> RootfsRecord:
+        from sysbox.runc import rootfs
+
+        return rootfs.prepare(src, target, cdir, uid, gid, size, mode, log=log,  # type: ignore[return-value]
+                              note=note)  # type: ignore[arg-type]
+
+    def teardown_rootfs(self, rec: RootfsRecord) -> None:
+        from sysbox.runc import rootfs
+
+        rootfs.teardown(rec)  # type: ignore[arg-type]
+
+    def detach_all(self, path: str) -> None:
+        from sysbox.linux.tree import detach_all
+
+        detach_all(path)
+
+    def ns_mount(self, kind: str, ns_path: str, target: str) -> None:
+        from sysbox.linux import nsmount
+
+        nsmount.mount_for(kind, ns_path, target)
+
+    def write_sysctl(self, kind: str, ns_path: str, knob: str, value: str) -> int:
+        from sysbox.linux import nsmount
+
+        return nsmount.write_sysctl(kind, ns_path, knob, value)
+
+    def mount_device_store(self, store: str) -> None:
+        from sysbox.linux import devnodes
+
+        devnodes.mount_store(store)
+
+    def make_device(self, node: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int) -> None:
+        from sysbox.linux import devnodes
+
+        devnodes.make_node(node, kind, major, minor, mode, uid, gid)
+
+    def apply_binds(self, spec: dict[str, Any], workdir: str, uid: int, gid: int, size: int,
+                    skip: tuple[str, ...], log: Callable[[str], None], record: Callable[[str], None]) -> None:
+        from sysbox.runc import binds
+
+        binds.apply(spec, workdir, uid, gid, size, skip, log, record)
+
+    def teardown_binds(self, points: list[str]) -> None:
+        from sysbox.runc import binds
+
+        binds.teardown(points)
+
+    def delegate_cgroups(self, pid: int, uid: int, gid: int) -> list[str]:
+        from sysbox.linux import cgroups
+
+        return cgroups.delegate(pid, uid, gid)
+
+    # -- runc
+    def runc(self, argv: list[str], quiet: bool = False) -> int:
+        return subprocess.call(argv, stderr=subprocess.DEVNULL if quiet else None)
+
+    def runc_has(self, runc_root: str, cid: str) -> bool:
+        from sysbox.runc import state
+
+        return os.path.exists(state.runc_state_path(runc_root, cid))
+
+    def restore_bundle(self, runc_root: str, cid: str, copy: str, bundle: str) -> None:
+        from sysbox.runc import state
+
+        state.restore_bundle(runc_root, cid, copy, bundle)

@@ -136,15 +136,14 @@ def _fuse() -> Check:
 
 def cgroup_layout() -> tuple[str, list[str], str | None]:
     """('v1'|'v2'|'hybrid', v1 hierarchy names, v2 mount point)."""
+    from sysbox.linux import mountinfo
+
     v1, v2 = [], None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            rest = fields[fields.index("-") + 1:]
-            if rest[0] == "cgroup2":
-                v2 = v2 or fields[4]
-            elif rest[0] == "cgroup":
-                v1.append(os.path.basename(fields[4]))
+    for m in mountinfo.read():
+        if m.fstype == "cgroup2":
+            v2 = v2 or m.point
+        elif m.fstype == "cgroup":
+            v1.append(os.path.basename(m.point))
     mode = "hybrid" if v1 and v2 else ("v1" if v1 else "v2")
     return mode, v1, v2
 

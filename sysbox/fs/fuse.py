@@ -29,7 +29,8 @@ import pyfuse3
 import trio
 
 from sysbox.fs import nodes
-from sysbox.fs.registry import Container, Registry
+from sysbox.fs.container import Container
+from sysbox.fs.registry import Registry
 
 log = logging.getLogger("sysbox-fs")
 TIMEOUT = 1.0  # entry/attr cache seconds for nodes whose shape never differs between containers

@@ -9,120 +9,14 @@ nested user namespace is matched through its parent namespaces.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 from sysbox.fs import cgroupview
-from sysbox.fs.mounts import MOUNTS
-from sysbox.linux import mountinfo
-from sysbox.linux.ns import NS_GET_PARENT, owner_ino
+from sysbox.fs.clock import CLK_TCK
+from sysbox.fs.container import BASE_IMMUTABLE, Container
+from sysbox.linux.ns import owner_ino, user_ns_ancestors
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def host_uptime() -> float:
-    """Seconds since boot, on the clock /proc/uptime and process start times count in
-    (CLOCK_BOOTTIME): a vDSO call instead of a file read on every /proc/uptime open."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
-
-
-class Immutables(NamedTuple):
-    """Mount ids, in the container's initial mount namespace, of what it may not undo."""
-    ids: frozenset[int]        # the masks, read-only paths, /proc, /sys and sysbox-fs nodes
-    readonly: frozenset[int]   # those of them mounted read-only
-    parents: frozenset[int]    # mounts with immutable children (a bind needs MS_REC)
-    ro_ancestors: frozenset[int]  # mounts above a read-only immutable (AT_RECURSIVE setattr)
-
-
-# Always immutable: the kernel filesystems and every sysbox-fs node.
-BASE_IMMUTABLE = ("/proc", "/sys", *(dest for _src, dest, _how, _needs in MOUNTS))
-
-
-@dataclass
-class Container:
-    id: str
-    pid: int
-    uid: int
-    gid: int
-    size: int
-    userns: int
-    started: float                      # host uptime (s) when the container's init started
-    ns_fds: dict[str, int]              # net, ipc, uts, user: for passthrough in its namespaces
-    cgroups: cgroupview.CgroupView
-    sysctl: dict[str, bytes] = field(default_factory=dict)   # emulated /proc/sys values written
-    files: dict[str, bytes] = field(default_factory=dict)    # other writable emulated files
-    boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    load: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    load_tasks: tuple[int, int] = (0, 0)
-    masked: list[str] = field(default_factory=list)  # paths under /proc masked in the container
-    # /sys/devices/virtual of a sysfs mounted in the container's network namespace (its net
-    # devices): where it goes, and where it is once mounted (at first need: devices_virtual())
-    sysfs_path: str | None = None
-    sysfs: str | None = None
-    mntns: int = 0  # inode of its init's mount namespace: the one whose immutable mounts we guard
-    # net/ipc/uts -> does the container's user namespace own it?  Not for a namespace joined by
-    # path that the host made (docker --network host, a pod's netns): writes there are judged
-    # by the kernel as the container's root's, and refused.
-    owned: dict[str, bool] = field(default_factory=dict)
-    immutable_paths: tuple[str, ...] = BASE_IMMUTABLE
-    _immutables: Immutables | None = None
-
-    def immutables(self) -> Immutables:
-        """Computed at first need from init's mountinfo (the late /proc/sys node is attached
-        after registration); `forget_mounts` after nodes are re-attached."""
-        if self._immutables is None:
-            mounts = mountinfo.read(self.pid)
-            wanted = set(self.immutable_paths)
-            ids = {m.id for m in mounts if m.point in wanted}
-            ro = {m.id for m in mounts if m.id in ids and "ro" in m.options.split(",")}
-            parents = {m.parent for m in mounts if m.id in ids}
-            up = {m.id: m.parent for m in mounts}
-            above: set[int] = set()
-            for mid in ro:
-                parent = up.get(mid)
-                while parent is not None and parent in up and parent not in above:  # each step adds one: it ends
-                    above.add(parent)
-                    parent = up[parent]
-            self._immutables = Immutables(frozenset(ids), frozenset(ro), frozenset(parents), frozenset(above))
-        return self._immutables
-
-    def forget_mounts(self) -> None:
-        self._immutables = None
-
-    def uptime(self) -> float:
-        return max(0.0, host_uptime() - self.started)
-
-    def devices_virtual(self) -> str | None:
-        """The container's own /sys/devices/virtual, mounted at the first read that needs it
-        (most containers never read it: registering stays cheap).  None without a state dir;
-        an OSError if it cannot be mounted (the read fails rather than show the host's)."""
-        if self.sysfs is None and self.sysfs_path:
-            _mount_devices_virtual(self, self.sysfs_path)
-            self.sysfs = self.sysfs_path
-        return self.sysfs
-
-    def close(self) -> None:
-        if self.sysfs:
-            from sysbox.linux import syscalls as sc
-
-            try:
-                sc.umount2(self.sysfs, sc.MNT_DETACH)
-                os.rmdir(self.sysfs)
-            except OSError:
-                pass
-            self.sysfs = None
-        for fd in self.ns_fds.values():
-            os.close(fd)
-        self.ns_fds = {}
-        self.cgroups.close()
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "pid": self.pid, "uid": self.uid, "gid": self.gid, "size": self.size,
-                "uptime": round(self.uptime(), 2), "sysctl_writes": len(self.sysctl) + len(self.files)}
+__all__ = ["Container", "Registry"]
 
 
 def _started(pid: int) -> int:
@@ -187,48 +81,9 @@ class Registry:
         return self._nested(pid)
 
     def _nested(self, pid: int) -> Container | None:
-        try:
-            fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            for _ in range(32):
-                parent = fcntl.ioctl(fd, NS_GET_PARENT)
-                os.close(fd)
-                fd = parent
-                ino = os.fstat(fd).st_ino
-                if ino in self.by_userns:
-                    return self.by_userns[ino]
-                if ino == self.host_userns:
-                    return None
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
+        for ino in user_ns_ancestors(pid):
+            if ino in self.by_userns:
+                return self.by_userns[ino]
+            if ino == self.host_userns:
+                return None
         return None
-
-
-def _mount_devices_virtual(c: Container, path: str) -> None:
-    """/sys/devices/virtual as the container's network namespace shows it (sysfs shows the
-    net devices of its mounter's namespace), bound under our state dir, read-only.  Only
-    that subtree stays mounted: a whole sysfs on the host, in a directory a container's root
-    cannot reach, would make runc's --no-pivot fail for every other container (it covers
-    each full proc/sysfs mount of the host, and EACCES stops it)."""
-    from sysbox.fs.nodes.mirror import in_namespaces
-    from sysbox.linux import syscalls as sc
-    from sysbox.linux.tree import detach_all
-
-    full = path + ".full"
-    for d in (path, full):
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        detach_all(d)  # one left by a sysbox-fs that was killed: not stacked again
-
-    def mount() -> None:
-        sc.mount("sysfs", full, "sysfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-        try:
-            sc.mount(os.path.join(full, "devices", "virtual"), path, "", sc.MS_BIND)
-        finally:
-            sc.umount2(full, sc.MNT_DETACH)
-
-    in_namespaces(c, ("net",), mount)
-    os.rmdir(full)

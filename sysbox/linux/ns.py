@@ -23,6 +23,9 @@ from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 NS_GET_USERNS = 0xB701
 NS_GET_PARENT = 0xB702
@@ -172,3 +175,45 @@ def mnt_id(fd: int, proc_fd: int) -> int:
             if line.startswith("mnt_id:"):
                 return int(line.split()[1])
     raise OSError(errno.EIO, "no mnt_id in fdinfo")
+
+
+_OWN_NS: dict[str, int] = {}
+
+
+def within(fds: dict[str, int], kinds: tuple[str, ...], fn: Callable[[], T]) -> T:
+    """fn() with this thread in the namespaces fds[kind] for each kind (net, ipc, uts), then
+    back in our own.  For a caller that runs nothing else meanwhile (sysbox-fs's trio thread,
+    no await inside): no other request can see the thread's namespaces switched."""
+    for kind in kinds:
+        if kind not in _OWN_NS:
+            _OWN_NS[kind] = os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+    entered = []
+    try:
+        for kind in kinds:
+            sc.setns(fds[kind], NS_FLAGS[kind])
+            entered.append(kind)
+        return fn()
+    finally:
+        for kind in entered:
+            sc.setns(_OWN_NS[kind], NS_FLAGS[kind])
+
+
+def user_ns_ancestors(pid: int, limit: int = 32) -> list[int]:
+    """Inode numbers of the parents of pid's user namespace, nearest first, up to the
+    initial one (or `limit`: the kernel nests at most 32 deep).  Empty if pid is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    out: list[int] = []
+    try:
+        for _ in range(limit):
+            parent = fcntl.ioctl(fd, NS_GET_PARENT)  # EPERM at the initial namespace
+            os.close(fd)
+            fd = parent
+            out.append(os.fstat(fd).st_ino)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return out

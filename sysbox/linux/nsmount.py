@@ -11,34 +11,37 @@ from __future__ import annotations
 
 import os
 
-from sysbox.linux import ns
+from sysbox.linux import mountinfo, ns
 from sysbox.linux import syscalls as sc
+from sysbox.typing_lite import TYPE_CHECKING
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-KINDS = {"network": (sc.CLONE_NEWNET, "sysfs"), "ipc": (sc.CLONE_NEWIPC, "mqueue")}
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+KINDS = {"network": ("net", "sysfs"), "ipc": ("ipc", "mqueue")}
 
 
-def _in_child(ns_path: str, nstype: int, action) -> int:
-    """In a forked child (ns.fork_and_wait), enter the namespace at `ns_path` and run `action`;
+def _in_child(ns_path: str, kind: str, action: Callable[[], None]) -> int:
+    """In a forked child, enter the `kind` namespace at `ns_path` (ns.enter) and run `action`;
     returns its errno (0 on success)."""
-    fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+    fds = {kind: os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)}
 
     def child() -> int:
-        sc.setns(fd, nstype)
+        ns.enter(fds, (kind,))
         action()
         return 0
 
     try:
         return ns.fork_and_wait(child)
     finally:
-        os.close(fd)
+        ns.close_all(fds)
 
 
 def mount_for(ns_type: str, ns_path: str, target: str) -> None:
     """Mount the filesystem that belongs to namespace `ns_path` (network: sysfs, ipc: mqueue)
     at `target`, in our own mount namespace."""
-    nstype, fstype = KINDS[ns_type]
-    code = _in_child(ns_path, nstype, lambda: sc.mount(fstype, target, fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    kind, fstype = KINDS[ns_type]
+    code = _in_child(ns_path, kind, lambda: sc.mount(fstype, target, fstype, sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC))
     if code != 0:
         raise OSError(code, f"{fstype} for {ns_path}: {os.strerror(code)}")
 
@@ -46,9 +49,7 @@ def mount_for(ns_type: str, ns_path: str, target: str) -> None:
 def _stacked(pid: int, dest: str, fstype: str) -> int:
     """How many `fstype` mounts are stacked at `dest` in pid's mount namespace (read from the
     host side: in the container's /proc our own pid does not exist)."""
-    with open(f"/proc/{pid}/mountinfo") as f:
-        return sum(1 for line in f
-                   if line.split(" ")[4] == dest and line.split(" - ", 1)[1].split(" ")[0] == fstype)
+    return sum(1 for m in mountinfo.read(pid) if m.point == dest and m.fstype == fstype)
 
 
 def move_into(pid: int, source: str, dest: str, replace: str | None = None) -> None:
@@ -65,7 +66,7 @@ def move_into(pid: int, source: str, dest: str, replace: str | None = None) -> N
         sc.move_mount(fd, dest)
 
     try:
-        code = _in_child(f"/proc/{pid}/ns/mnt", sc.CLONE_NEWNS, attach)
+        code = _in_child(f"/proc/{pid}/ns/mnt", "mnt", attach)
     finally:
         os.close(fd)
     if code != 0:
@@ -84,4 +85,4 @@ def write_sysctl(ns_type: str, ns_path: str, knob: str, value: str) -> int:
         finally:
             os.close(fd)
 
-    return _in_child(ns_path, ns.NS_FLAGS[{"network": "net"}.get(ns_type, ns_type)], write)
+    return _in_child(ns_path, {"network": "net"}.get(ns_type, ns_type), write)

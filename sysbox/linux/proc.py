@@ -45,3 +45,15 @@ def oom_floor() -> int | None:
             return int(f.read())
     except (OSError, ValueError):
         return None
+
+
+def task_state(tid: int | str) -> str | None:
+    """The state letter of a task (R running, D uninterruptible, S sleeping, ...) from field 3
+    of /proc/<tid>/stat, None if it is gone."""
+    try:
+        with open(f"/proc/{tid}/stat", "rb") as f:
+            data = f.read()
+        end = data.rindex(b")")
+        return data[end + 2:end + 3].decode() or None
+    except (OSError, ValueError):
+        return None

@@ -6,6 +6,7 @@ Sizes were checked on this kernel with seccomp(SECCOMP_GET_NOTIF_SIZES): notif 8
 from __future__ import annotations
 
 import fcntl
+import os
 import struct
 from dataclasses import dataclass
 
@@ -50,3 +51,16 @@ def respond(fd: int, nid: int, val: int = 0, error: int = 0) -> None:
 def allow(fd: int, nid: int) -> None:
     """Let the kernel run the syscall itself, with the caller's own credentials."""
     fcntl.ioctl(fd, NOTIF_SEND, _RESP.pack(nid, 0, 0, FLAG_CONTINUE))
+
+
+# The numbers of the syscalls sysbox-fs traps, per architecture (the notification gives only nr).
+_NUMBERS = {
+    "x86_64": {"mount": 165, "umount2": 166, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
+               "fsopen": 430, "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "creat": 85,
+               "open": 2, "openat": 257, "mknod": 133, "mknodat": 259, "setxattr": 188, "lsetxattr": 189,
+               "fsetxattr": 190},
+    "aarch64": {"mount": 40, "umount2": 39, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
+                "fsopen": 430, "fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "openat": 56, "mknodat": 33,
+                "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7},
+}
+TRAPPED_NAMES = {nr: name for name, nr in _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"]).items()}

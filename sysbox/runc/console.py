@@ -9,12 +9,10 @@ it and resized on SIGWINCH, stdin copied to the master and the master to stdout.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import selectors
 import shutil
 import socket
-import struct
 import sys
 import tempfile
 import termios
@@ -66,12 +64,11 @@ class ConsoleSocket:
 
 def copy_size(src: int, master: int) -> None:
     """Give the pty the size of our terminal (nothing if ours is not one)."""
-    try:
-        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
-    except OSError:
-        return
-    if struct.unpack("HHHH", size)[:2] != (0, 0):
-        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+    from sysbox.linux import tty
+
+    size = tty.window_size(src)
+    if size is not None and size[:2] != (0, 0):
+        tty.set_window_size(master, size)
 
 
 class Raw:

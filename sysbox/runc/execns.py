@@ -48,19 +48,17 @@ def run(inv: Invocation, runtime: str) -> int | None:
     import tempfile
 
     from sysbox.linux import ns
-    from sysbox.linux import syscalls as sc
 
     root = state.runc_root(inv.globals)
     with open(state.runc_state_file(inv.globals, cid)) as f:
         current = json.load(f)
     pid = current["init_process_pid"]
-    for kind in kinds:  # as host root, before runc enters the user namespace
-        name = JOINABLE[kind][1]
-        fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sc.setns(fd, ns.NS_FLAGS[name])
-        finally:
-            os.close(fd)
+    names = tuple(JOINABLE[kind][1] for kind in kinds)
+    fds = ns.open_ns_fds(pid, names)
+    try:
+        ns.enter(fds, names)  # as host root, before runc enters the user namespace
+    finally:
+        ns.close_all(fds)
     skip = {JOINABLE[kind][0] for kind in kinds}
     current["config"]["namespaces"] = [n for n in current["config"]["namespaces"] if n.get("type") not in skip]
     with tempfile.TemporaryDirectory(prefix=f"exec-{cid[:12]}-", dir=os.path.dirname(root) or "/run") as tmp:

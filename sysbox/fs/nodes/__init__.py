@@ -14,7 +14,7 @@ import errno
 import os
 from dataclasses import dataclass
 
-from sysbox.fs.registry import Container
+from sysbox.fs.container import Container
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from typing import ClassVar, TypeVar
 
 import trio
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import Stat, Subtree
-from sysbox.fs.registry import Container
 from sysbox.linux import ns
 from sysbox.linux import syscalls as sc
 
 T = TypeVar("T")
-_OWN_NS = {kind: os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("net", "ipc", "uts")}
 # Knobs whose values are ids, shown and parsed in the reader's user namespace by the kernel.
 ID_KNOBS = frozenset({"net/ipv4/ping_group_range"})
 
@@ -64,22 +63,11 @@ def as_container_root(c: Container, kinds: tuple[str, ...], fn: Callable[[], byt
 
 
 def in_namespaces(c: Container | None, kinds: tuple[str, ...], fn: Callable[[], T]) -> T:
-    """Run fn with this thread in the container's net/ipc/uts namespaces, then come back.
-
-    Called on the trio thread with no await inside, so no other request can run while the
-    thread is in the container's namespaces.
-    """
+    """fn() with this thread in the container's `kinds` namespaces (linux.ns.within); the
+    host's when there is no container."""
     if c is None or not kinds:
         return fn()
-    entered = []
-    try:
-        for kind in kinds:
-            sc.setns(c.ns_fds[kind], ns.NS_FLAGS[kind])
-            entered.append(kind)
-        return fn()
-    finally:
-        for kind in entered:
-            sc.setns(_OWN_NS[kind], ns.NS_FLAGS[kind])
+    return ns.within(c.ns_fds, kinds, fn)
 
 
 class Entry:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
 from sysbox.fs.nodes.sys_cpu_online import online_cpus
-from sysbox.fs.registry import Container
 
 
 class Cpuinfo(File):

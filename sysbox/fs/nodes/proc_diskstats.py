@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
-from sysbox.fs.registry import Container
 
 
 class Diskstats(File):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import os
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
-from sysbox.fs.registry import Container
+from sysbox.linux.proc import task_state
 
 INTERVAL = 5.0
 MAX_TASKS = 20000  # tasks counted per container and sample: the work has a bound
@@ -27,12 +28,7 @@ def sample(c: Container) -> None:
             continue
         for tid in tids[:max(0, MAX_TASKS - total)]:
             total += 1
-            try:
-                with open(f"/proc/{tid}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            if data[data.rindex(b")") + 2:data.rindex(b")") + 3] in (b"R", b"D"):
+            if task_state(tid) in ("R", "D"):
                 running += 1
     c.load = [load * e + running * (1 - e) for load, e in zip(c.load, DECAY, strict=True)]
     c.load_tasks = (running, total)

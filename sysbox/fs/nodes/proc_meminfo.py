@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sysbox.fs.cgroupview import UNLIMITED
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
-from sysbox.fs.registry import Container
 
 
 def host_meminfo() -> list[tuple[str, int, str]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
 from sysbox.fs.nodes.sys_cpu_online import online_cpus
-from sysbox.fs.registry import Container
 
 HZ = os.sysconf("SC_CLK_TCK")
 

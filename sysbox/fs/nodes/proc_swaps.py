@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File
-from sysbox.fs.registry import Container
 
 HEADER = b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import errno
 import uuid
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import parse_int
 from sysbox.fs.nodes.mirror import Entry, HostMirror
-from sysbox.fs.registry import Container
 
 QDISCS = {"fq", "fq_codel", "sfq", "pfifo_fast", "pfifo", "cake", "noqueue"}
 # Values for knobs whose host module is absent (nf_conntrack not loaded): the kernel's defaults.

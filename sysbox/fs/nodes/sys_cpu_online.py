@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from sysbox.fs.cgroupview import format_cpus, parse_cpus
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
-from sysbox.fs.registry import Container
 
 _online: tuple[float, list[int]] = (-1.0, [])
 ONLINE_TTL = 1.0  # seconds; CPU hotplug is rare, and uptime/stat/cpuinfo ask on every read

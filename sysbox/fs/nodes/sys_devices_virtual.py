@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes.mirror import Entry, HostMirror
-from sysbox.fs.registry import Container
 
 HOST_UUID = "/sys/class/dmi/id/product_uuid"
 

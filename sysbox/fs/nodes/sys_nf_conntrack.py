@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from sysbox.fs.container import Container
 from sysbox.fs.nodes import parse_int
 from sysbox.fs.nodes.mirror import Entry, HostMirror
-from sysbox.fs.registry import Container
 
 HOST = "/sys/module/nf_conntrack/parameters"
 

@@ -33,61 +33,14 @@ from sysbox.fs.registry import Registry
 from sysbox.fs.trap import guards, procmount
 from sysbox.linux import ns, seccomp
 from sysbox.linux import syscalls as sc
+from sysbox.linux.procmem import read_memory, read_string
 
 log = logging.getLogger("sysbox-fs")
-_NUMBERS = {
-    "x86_64": {"mount": 165, "umount2": 166, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
-               "fsopen": 430, "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "creat": 85,
-               "open": 2, "openat": 257, "mknod": 133, "mknodat": 259, "setxattr": 188, "lsetxattr": 189,
-               "fsetxattr": 190},
-    "aarch64": {"mount": 40, "umount2": 39, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
-                "fsopen": 430, "fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "openat": 56, "mknodat": 33,
-                "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7},
-}
-NAMES = {nr: name for name, nr in _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"]).items()}
+NAMES = seccomp.TRAPPED_NAMES
 _PROPAGATION = sc.MS_SHARED | sc.MS_SLAVE | sc.MS_PRIVATE | sc.MS_UNBINDABLE
 _NOT_NEW = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_MOVE | _PROPAGATION
 CONTINUE = object()
 ACCEPT_RETRY = 0.1  # seconds to wait after accept fails for lack of fds
-
-
-def read_string(pid: int, addr: int, limit: int = 4096) -> str:
-    """A NUL-terminated string from the caller's memory, read page by page (EFAULT for a bad
-    pointer, ENAMETOOLONG past `limit`, as the kernel would answer)."""
-    if not addr:
-        raise OSError(errno.EFAULT, "null pointer")
-    out = b""
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        while len(out) < limit:
-            try:
-                chunk = os.pread(fd, 4096 - (addr % 4096), addr)
-            except OSError:
-                raise OSError(errno.EFAULT, "bad address") from None
-            if not chunk:
-                raise OSError(errno.EFAULT, "bad address")
-            nul = chunk.find(b"\0")
-            if nul >= 0:
-                return (out + chunk[:nul]).decode(errors="surrogateescape")
-            out += chunk
-            addr += len(chunk)
-    finally:
-        os.close(fd)
-    raise OSError(errno.ENAMETOOLONG, "string too long")
-
-
-def read_memory(pid: int, addr: int, size: int) -> bytes:
-    """`size` bytes of the caller's memory (EFAULT for a bad pointer)."""
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = os.pread(fd, size, addr)
-    except OSError:
-        raise OSError(errno.EFAULT, "bad address") from None
-    finally:
-        os.close(fd)
-    if len(data) != size:
-        raise OSError(errno.EFAULT, "bad address")
-    return data
 
 
 def _or_continue(code: int) -> object:

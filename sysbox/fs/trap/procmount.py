@@ -99,8 +99,7 @@ def mount_proc(pid: int, target: str, flags: int, data: str, mountpoint: str, ma
         fds.update(ns.open_ns_fds(pid, ("mnt", "pid", "root", "cwd")))
 
         def child() -> int:
-            sc.setns(fds["pid"], sc.CLONE_NEWPID)  # for the grandchild below
-            ns.enter(fds, ("mnt",))
+            ns.enter(fds, ("pid", "mnt"))  # pid: for the grandchild below
             return ns.fork_and_wait(lambda: _in_mount(target, flags, data, clones, masked))
 
         return ns.fork_and_wait(child, timeout=ns.HELPER_TIMEOUT)

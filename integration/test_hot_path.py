@@ -171,3 +171,22 @@ def test_without_manager_the_schema_is_checked_locally(rt, make_bundle, cid):
     out = subprocess.run([SYSBOX_RUNC, "--no-sysbox-mgr", "--no-sysbox-fs", "--root", rt.root, "create", "--bundle",
                           bundle, cid], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.startswith('sysbox-runc: process.args: expected array, got str "sh"')
+
+
+# What a real run (create, start, wait, delete) needs beyond the hot path's modules: not json
+# (it imports re, enum and functools: ~10 ms), subprocess (~5 ms), signal's enums, socket's,
+# copy, contextlib or the terminal's modules.  Each was a measured cost on every container start
+# (docs/architecture.md, issue 17's note); this keeps them from coming back unnoticed.
+CREATE_PATH_AVOIDS = ("json", "re", "enum", "functools", "subprocess", "signal", "socket", "selectors", "copy",
+                      "contextlib", "tempfile", "shutil", "threading", "jsonschema", "typing", "dataclasses")
+
+
+def test_a_run_imports_none_of_the_costly_modules(rt, make_bundle, cid):
+    bundle = make_bundle(["true"])
+    entry = _python_entry()
+    out = subprocess.run([*entry, *rt.argv()[1:], "run", "--bundle", bundle, cid], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert {"sysbox.runc.steps", "sysbox.runc.host", "sysbox.ipc", "sysbox.linux.idmap"} <= imported  # it did the work
+    assert sorted(imported & set(CREATE_PATH_AVOIDS)) == []

@@ -2,22 +2,34 @@
 
 The kernel needs a user-namespace fd that carries the mapping.  We get one from a short-lived
 forked child that unshares CLONE_NEWUSER; the parent writes its uid_map/gid_map, opens
-/proc/<child>/ns/user, and lets the child exit.  The fd keeps the namespace alive for as
-long as we hold it, which is only until mount_setattr() has taken its reference.
+/proc/<child>/ns/user, and lets the child exit.  The fd keeps the namespace alive.  One
+create idmaps the rootfs and several bind sources with the same mapping, so the last
+namespace made is kept (one fd) and reused: a fork and three /proc writes saved per mount.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
 from sysbox.linux import syscalls as sc
 
+_last: tuple[tuple[int, int, int], int] | None = None  # (uid, gid, size), fd
 
-@contextlib.contextmanager
-def userns_fd(uid_base: int, gid_base: int, size: int = 65536) -> Iterator[int]:
-    """Yield an fd of a fresh user namespace mapping 0..size to base..base+size."""
+
+def userns_fd(uid_base: int, gid_base: int, size: int = 65536) -> int:
+    """An fd of a user namespace mapping 0..size to base..base+size (ours: do not close it)."""
+    global _last
+    key = (uid_base, gid_base, size)
+    if _last is not None and _last[0] == key:
+        return _last[1]
+    fd = _new_userns_fd(uid_base, gid_base, size)
+    if _last is not None:
+        os.close(_last[1])
+    _last = (key, fd)
+    return fd
+
+
+def _new_userns_fd(uid_base: int, gid_base: int, size: int) -> int:
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     pid = os.fork()
@@ -47,10 +59,7 @@ def userns_fd(uid_base: int, gid_base: int, size: int = 65536) -> Iterator[int]:
         os.close(go_w)
         os.close(ready_r)
         os.waitpid(pid, 0)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+    return fd
 
 
 def idmapped_clone(path: str, uid_base: int, gid_base: int, size: int = 65536,
@@ -64,9 +73,8 @@ def idmapped_clone(path: str, uid_base: int, gid_base: int, size: int = 65536,
         flags |= sc.AT_RECURSIVE
     fd = sc.open_tree(path, flags)
     try:
-        with userns_fd(uid_base, gid_base, size) as ns:
-            sc.mount_setattr(fd, attr_set=sc.MOUNT_ATTR_IDMAP, userns_fd=ns,
-                             flags=sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0))
+        sc.mount_setattr(fd, attr_set=sc.MOUNT_ATTR_IDMAP, userns_fd=userns_fd(uid_base, gid_base, size),
+                         flags=sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0))
     except BaseException:
         os.close(fd)
         raise

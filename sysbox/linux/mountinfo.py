@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import os
-import re
 from collections import namedtuple
 
-_ESC = re.compile(r"\\([0-7]{3})")
+_OCTAL = frozenset("01234567")
 
 
 def unescape(s: str) -> str:
-    return _ESC.sub(lambda m: chr(int(m.group(1), 8)), s)
+    """The kernel's \\ooo escapes (space, tab, newline, backslash) undone; without `re`, which
+    sysbox-runc's create would otherwise import for this alone (~5 ms)."""
+    if "\\" not in s:
+        return s
+    out: list[str] = []
+    i = 0
+    while (j := s.find("\\", i)) >= 0:
+        code = s[j + 1:j + 4]
+        if len(code) == 3 and _OCTAL.issuperset(code):
+            out += (s[i:j], chr(int(code, 8)))
+            i = j + 4
+        else:
+            out.append(s[i:j + 1])
+            i = j + 1
+    out.append(s[i:])
+    return "".join(out)
 
 
 class Mount(namedtuple("Mount", "id parent root point options fstype source super_options")):

@@ -9,7 +9,6 @@ with a recording fake (tests/fakehost.py) and no root, while the integration tes
 from __future__ import annotations
 
 import os
-import subprocess
 
 from sysbox.typing_lite import TYPE_CHECKING
 
@@ -140,7 +139,19 @@ class Host:
 
     # -- runc
     def runc(self, argv: list[str], quiet: bool = False) -> int:
-        return subprocess.call(argv, stderr=subprocess.DEVNULL if quiet else None)
+        """Run the lower runtime and wait: posix_spawn, not subprocess (~5 ms of imports per
+        create and delete).  Our own fds are all close-on-exec; what we inherited goes on to runc
+        as it would through an exec (runc's --preserve-fds counts on that)."""
+        actions = [(os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)] if quiet else []
+        spawn = os.posix_spawn if os.path.isabs(argv[0]) else os.posix_spawnp
+        pid = spawn(argv[0], argv, os.environ, file_actions=actions)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException:  # interrupted (^C): runc goes too, as with subprocess.call
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise
+        return os.waitstatus_to_exitcode(status)
 
     def runc_has(self, runc_root: str, cid: str) -> bool:
         from sysbox.runc import state

@@ -16,9 +16,9 @@ by guesses.
 
 from __future__ import annotations
 
-import json
 import os
 
+from sysbox import jsonfast as json
 from sysbox.errors import SysboxError
 from sysbox.typing_lite import TYPE_CHECKING
 

@@ -8,9 +8,13 @@ a child subreaper first: when `runc create` exits, its init is re-parented to us
 from __future__ import annotations
 
 import os
-import signal
 
 from sysbox.typing_lite import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import signal
+else:  # signal.py wraps the same functions in enums at import (enum, functools: ~5 ms a run)
+    import _signal as signal
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -70,11 +74,13 @@ def _foreground(ctx: Context, work: Work, sock: console.ConsoleSocket | None, ke
     then delete it unless --keep."""
     import sys
 
-    from sysbox.runc import console, delete
+    from sysbox.runc import delete
 
     masters: list[int] = []
 
     def take_terminal() -> None:  # sized before the container's process runs, not after
+        from sysbox.runc import console
+
         assert sock is not None
         masters.append(sock.receive())
         console.copy_size(sys.stdin.fileno(), masters[0])

@@ -102,7 +102,7 @@ def restore_bundle(root: str, cid: str, copy: str, bundle: str) -> None:
     with our copy, then the caller's bundle: exec gets our rewritten process (its capabilities),
     everything that shows a state shows the caller's.  A record not in runc's format (another
     lower runtime) is left as it is."""
-    import json
+    from sysbox import jsonfast as json
 
     path = runc_state_path(root, cid)
     try:
@@ -122,7 +122,7 @@ def recorded_dir(root: str, cid: str) -> str | None:
     --runtime-flag options it gave create, so the state dir may not be the default one.  runc
     records the root we gave it (<our dir>/rootfs); it is trusted only if it has our shape:
     <state-dir>/<key of this runc root>/<id> holding a record for this id."""
-    import json
+    from sysbox import jsonfast as json
 
     def read(path: str) -> dict[str, Any]:
         try:

@@ -12,10 +12,10 @@ rewritten, the id range); nothing in it is needed to undo.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 
+from sysbox import jsonfast as json
 from sysbox.errors import SysboxError
 from sysbox.typing_lite import TYPE_CHECKING
 

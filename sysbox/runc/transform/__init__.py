@@ -8,7 +8,6 @@ spec leaves nothing behind.
 
 from __future__ import annotations
 
-import copy
 from collections import namedtuple
 
 from sysbox.typing_lite import TYPE_CHECKING
@@ -16,6 +15,7 @@ from sysbox.typing_lite import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
+from sysbox import jsonfast as json
 from sysbox.errors import SysboxError
 
 
@@ -51,7 +51,7 @@ def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     from sysbox.runc.transform import caps, mounts, namespaces, paths, privileges, seccomp
 
     check(spec)
-    out = copy.deepcopy(spec)
+    out = json.loads(json.dumps(spec))  # a deep copy at C speed, without importing copy (~2 ms)
     out = namespaces.apply(out, ctx)
     out = caps.apply(out, ctx)
     out = privileges.apply(out, ctx)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     Note = Callable[[dict[str, Any]], None]
 
 from sysbox.errors import SysboxError
-from sysbox.linux import idmap, mountinfo, shift
+from sysbox.linux import mountinfo, shift
 from sysbox.linux import syscalls as sc
 from sysbox.linux.tree import detach_all, remove_path
 
@@ -58,6 +58,8 @@ def prepare(rootfs: str, target: str, workspace: str, uid: int, gid: int, size: 
                               "its shared lower layers (use idmapped mounts)")
         return _overlay(m, rec, workspace, log, note)
     if mode in ("auto", "idmap"):
+        from sysbox.linux import idmap  # not on delete's path
+
         try:
             idmap.mount_idmapped(rootfs, target, uid, gid, size, recursive=True)
             return {**rec, "mode": "idmap"}
@@ -111,6 +113,8 @@ def _overlay(m: mountinfo.Mount, rec: dict[str, Any], workspace: str, log: Log, 
                orig_data=",".join(o for o in m.super_options.split(",") if o not in ("rw", "ro")))
     note(rec)
     attached: list[str] = []
+    from sysbox.linux import idmap
+
     try:
         for i, layer in enumerate(lowers):
             at = os.path.join(layers, str(i))

@@ -8,8 +8,6 @@ spec leaves nothing behind.
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 from sysbox.typing_lite import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,20 +21,31 @@ class TransformError(SysboxError):
     """The spec cannot become a system container; str() names the field."""
 
 
-class Context(namedtuple("Context", "uid gid size bundle cap_last_cap special_dirs fs_nodes trap_socket "
-                                    "ns_mounts oom_floor honor_caps",
-                         defaults=("/", 40, (), (), None, None, None, False))):
+class Context:
     """Facts about the host and this container, gathered by the caller.
 
-    uid, gid, size: the container's id range; bundle: the caller's bundle dir; special_dirs: host-backed
-    dirs from the manager; fs_nodes: sysbox-fs's bind mounts; trap_socket: sysbox-fs's seccomp
-    listener, where mount(2) is trapped; ns_mounts: {destination: host path} of
-    sysfs/mqueue mounted by the host for namespaces the container joins (linux/nsmount.py);
-    oom_floor: the lowest process.oomScoreAdj runc can set here (None: any); honor_caps: keep the
-    spec's capabilities for root too (transform/caps.py).  A namedtuple, not a dataclass: importing dataclasses
-    costs create ~12 ms (it pulls in inspect), on every container start."""
+    uid, gid, size: the container's id range; bundle: the caller's bundle dir; special_dirs:
+    host-backed dirs from the manager; fs_nodes: sysbox-fs's bind mounts; trap_socket:
+    sysbox-fs's seccomp listener, where mount(2) is trapped; ns_mounts: {destination: host
+    path} of sysfs/mqueue mounted by the host for namespaces the container joins
+    (linux/nsmount.py); oom_floor: the lowest process.oomScoreAdj runc can set here (None:
+    any); honor_caps: keep the spec's capabilities for root too (transform/caps.py).  A plain
+    class: namedtuple's collections import costs create ~5 ms, dataclasses ~12 ms (inspect)."""
 
-    __slots__ = ()
+    __slots__ = ("bundle", "cap_last_cap", "fs_nodes", "gid", "honor_caps", "ns_mounts", "oom_floor", "size",
+                 "special_dirs", "trap_socket", "uid")
+
+    def __init__(self, uid: int, gid: int, size: int, bundle: str = "/", cap_last_cap: int = 40,
+                 special_dirs: Any = (), fs_nodes: Any = (), trap_socket: str | None = None,
+                 ns_mounts: dict[str, str] | None = None, oom_floor: int | None = None,
+                 honor_caps: bool = False) -> None:
+        self.uid, self.gid, self.size, self.bundle, self.cap_last_cap = uid, gid, size, bundle, cap_last_cap
+        self.special_dirs, self.fs_nodes, self.trap_socket = special_dirs, fs_nodes, trap_socket
+        self.ns_mounts, self.oom_floor, self.honor_caps = ns_mounts, oom_floor, honor_caps
+
+    def _replace(self, **changes: Any) -> Context:
+        """A copy with some facts changed (as namedtuple's, which this was)."""
+        return Context(**{**{name: getattr(self, name) for name in self.__slots__}, **changes})
 
 
 def check(spec: dict[str, Any]) -> None:

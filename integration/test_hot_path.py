@@ -78,7 +78,7 @@ def test_the_front_end_knows_the_flags_and_keys_python_knows():
                            "sysbox-runc")) as f:
         text = f.read()
     step1 = text[text.index("# 1."):text.index("# 2.")]
-    step4 = text[text.index("# 4."):]
+    step4 = text[text.index("# 5."):]
     valued = {n for n, v in cli.GLOBAL_FLAGS.items() if v}
     plain = {n for n, v in cli.GLOBAL_FLAGS.items() if not v} - {"help", "version"}
     for name in valued:
@@ -87,8 +87,9 @@ def test_the_front_end_knows_the_flags_and_keys_python_knows():
         assert f"--{name}" in step1, name
     for name in cli.SYSBOX_GLOBALS:
         assert f"--{name}" in step4, name  # dropped before runc
-    conf_keys = re.search(r"lower-runtime\) lower=\$value ;;\n\s*([\w|-]+)\) ;;", text)
-    assert conf_keys and set(conf_keys.group(1).split("|")) | {"lower-runtime"} == set(settings.KEYS)
+    conf_keys = re.search(r"lower-runtime\) \[ -n \"\$lower\" \] \|\| lower=\$value ;;\n\s*sysbox-state\) .*\n"
+                          r"\s*([\w|-]+)\) ;;", text)
+    assert conf_keys and set(conf_keys.group(1).split("|")) | {"lower-runtime", "sysbox-state"} == set(settings.KEYS)
 
 
 def test_config_file_as_python_reads_it(tmp_path):
@@ -190,3 +191,57 @@ def test_a_run_imports_none_of_the_costly_modules(rt, make_bundle, cid):
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert {"sysbox.runc.steps", "sysbox.runc.host", "sysbox.ipc", "sysbox.linux.idmap"} <= imported  # it did the work
     assert sorted(imported & set(CREATE_PATH_AVOIDS)) == []
+
+
+def _programs(tmp_path, argv, env=None) -> list[str]:
+    trace = tmp_path / "trace"
+    out = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), *argv],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 0, out.stderr
+    return [line.split('"')[1] for line in trace.read_text().splitlines() if "execve(" in line]
+
+
+@pytest.mark.parametrize("how", ["flag", "flag=", "env", "config"])
+def test_delete_of_an_id_nobody_has_starts_no_python(tmp_path, how):
+    """containerd's shim deletes each container twice; the second finds nothing.  Then runc is
+    exec'd directly.  Anything of the id - runc's record, or a state dir of ours under any runc
+    root's key (a killed create's) - goes to Python, which finishes the undo."""
+    from sysbox.runc import cli, state
+
+    fake = _fake_runc(tmp_path)
+    root, st = tmp_path / "root", tmp_path / "st"
+    env = {k: v for k, v in os.environ.items() if k not in ("SYSBOX_RUNC_STATE_DIR", "SYSBOX_LOWER_RUNTIME")}
+    env["SYSBOX_RUNC_CONFIG"] = str(tmp_path / "absent.conf")
+    glob = ["--lower-runtime", fake, "--root", str(root)]
+    if how == "flag":
+        glob += ["--sysbox-state", str(st)]
+    elif how == "flag=":
+        glob += [f"--sysbox-state={st}"]
+    elif how == "env":
+        env["SYSBOX_RUNC_STATE_DIR"] = str(st)
+    else:
+        (tmp_path / "absent.conf").write_text(f"sysbox-state = {st}\n")
+    argv = [SYSBOX_RUNC, *glob, "delete", "--force", "gone"]
+    assert _programs(tmp_path, argv, env) == [SYSBOX_RUNC, fake]
+    assert (tmp_path / "argv").read_text().splitlines() == cli.parse(argv[1:]).lower_argv()
+    leftover = state.container_dir({"root": str(root), "sysbox-state": str(st)}, "gone")
+    os.makedirs(leftover)  # ours, left by a killed create
+    programs = _programs(tmp_path, argv, env)
+    assert "python" in programs[1] and programs[-1] == fake, programs
+    assert not os.path.exists(leftover)  # Python finished the undo
+    (root / "kept").mkdir(parents=True)  # runc's record
+    programs = _programs(tmp_path, [SYSBOX_RUNC, *glob, "delete", "kept"], env)
+    assert "python" in programs[1], programs
+
+
+def test_a_real_delete_twice(rt, make_bundle, cid):
+    """The first delete (Python) undoes everything; the second (runc alone) reports the id gone,
+    as runc does."""
+    bundle = make_bundle(["sleep", "60"])
+    assert rt("run", "-d", "--bundle", bundle, cid).returncode == 0
+    first = rt("delete", "--force", cid)
+    assert first.returncode == 0, first.stderr
+    second, plain = rt("delete", cid), subprocess.run(["runc", "--root", rt.root, "delete", cid],
+                                                      capture_output=True, text=True, timeout=30)
+    assert (second.returncode, second.stderr) == (plain.returncode, plain.stderr)
+    assert second.returncode != 0 and "does not exist" in second.stderr

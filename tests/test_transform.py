@@ -198,23 +198,28 @@ def test_hooks_started_on_the_host_go_through_the_state_wrapper():
     spec = {"hooks": {"prestart": [{"path": "/bin/h", "args": ["h", "-x"], "timeout": 3}],
                       "poststop": [{"path": "/bin/p"}],
                       "startContainer": [{"path": "/in/container"}]}}
-    out = hooks.apply(spec, "/the/bundle", python="/py", source="CODE")
-    assert out["hooks"]["prestart"] == [{"path": "/py", "args": ["/py", "-I", "-S", "-c", "CODE", "/the/bundle",
-                                                                 "/bin/h", "h", "-x"], "timeout": 3}]
+    out = hooks.apply(spec, "/the/bundle", "/our/copy", python="/py", source="CODE")
+    assert out["hooks"]["prestart"] == [{"path": "/py", "args": ["/py", "-I", "-S", "-c", "CODE", "/our/copy",
+                                                                 '"/the/bundle"', "/bin/h", "h", "-x"], "timeout": 3}]
     assert out["hooks"]["poststop"][0]["args"][-2:] == ["/bin/p", "/bin/p"]  # no args: argv is [path], as runc
     assert out["hooks"]["startContainer"] == [{"path": "/in/container"}]  # resolved inside: not wrapped
     assert hooks.apply({}, "/b") == {}
 
 
 @pytest.mark.parametrize("size", [10, 100_000, 2_000_000])  # 2 MB: over pipe-max-size, a writer child
-def test_the_state_wrapper_sets_the_bundle_and_execs_the_hook(size):
+@pytest.mark.parametrize("compact", [True, False])  # runc's own shape (bytes replaced), and any other (parsed)
+@pytest.mark.parametrize("caller", ["/caller", '/odd "dir"\\ \u00e9'])
+def test_the_state_wrapper_sets_the_bundle_and_execs_the_hook(size, compact, caller):
     import subprocess
     import sys
 
     from sysbox.runc.transform import hooks
 
-    state = {"ociVersion": "1.0.2", "id": "c", "bundle": "/copy", "annotations": {"a": "x" * size}}
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", hooks.wrapper_source(), "/caller", "/bin/sh", "sh", "-c",
-                          "cat; exit 7"], input=json.dumps(state).encode(), stdout=subprocess.PIPE, timeout=30)
+    state = {"ociVersion": "1.0.2", "id": "c", "bundle": "/copy", "annotations": {"a": "x" * size, "b": '"bundle":"/copy"'}}
+    text = json.dumps(state, separators=(",", ":") if compact else None)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", hooks.wrapper_source(), "/copy", json.dumps(caller),
+                          "/bin/sh", "sh", "-c", "cat; exit 7"], input=text.encode(), stdout=subprocess.PIPE, timeout=30)
     assert out.returncode == 7  # the hook's own status: the wrapper became the hook
-    assert json.loads(out.stdout) == {**state, "bundle": "/caller"}
+    assert json.loads(out.stdout) == {**state, "bundle": caller}
+    if compact:  # byte for byte what runc wrote, but the bundle
+        assert out.stdout == text.replace('"bundle":"/copy"', '"bundle":' + json.dumps(caller), 1).encode()

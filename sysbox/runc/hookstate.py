@@ -1,26 +1,35 @@
 """Run one OCI hook with the caller's bundle in its state (see transform/hooks.py).
 
-Started by runc as `python -I -S -c <this file's text> BUNDLE PATH ARGV0 [ARGS...]`, with
-the state on stdin.  It imports nothing of sysbox and is not read from disk: createContainer
-hooks start it inside the container's user namespace, which may not reach our installation.
-The state goes to the hook through a pipe (a writer child when it exceeds what the pipe
-holds), then the wrapper becomes the hook by exec, so the hook's exit status, output and
-timeout are runc's to see as they would be without us.
+Started by runc as `python -I -S -c <this file's text> COPY BUNDLE PATH ARGV0 [ARGS...]`,
+with the state on stdin: COPY is the bundle runc names (our rewritten copy), BUNDLE the
+caller's, as a JSON string.  It imports nothing of sysbox and is not read from disk:
+createContainer hooks start it inside the container's user namespace, which may not reach
+our installation.  runc writes `"bundle":"COPY"` exactly once, so that is replaced as bytes;
+only a state in another shape is parsed (json costs every hook ~10 ms: Docker runs one per
+container).  The state goes to the hook through a pipe (a writer child when it exceeds what
+the pipe holds), then the wrapper becomes the hook by exec, so the hook's exit status,
+output and timeout are runc's to see as they would be without us.
 """
 
-import json
 import os
 import sys
 
 
 def main(argv: list) -> int:
-    if len(argv) < 3:
-        sys.stderr.write("hookstate: usage: hookstate.py BUNDLE PATH ARGV0 [ARGS...]\n")
+    if len(argv) < 4:
+        sys.stderr.write("hookstate: usage: hookstate.py COPY BUNDLE PATH ARGV0 [ARGS...]\n")
         return 2
-    bundle, path, args = argv[0], argv[1], argv[2:]
-    state = json.loads(sys.stdin.buffer.read() or b"{}")
-    state["bundle"] = bundle
-    data = json.dumps(state).encode()
+    copy, bundle, path, args = argv[0], argv[1], argv[2], argv[3:]
+    data = sys.stdin.buffer.read()
+    named = b'"bundle":"' + copy.encode() + b'"'
+    if copy and data.count(named) == 1:
+        data = data.replace(named, b'"bundle":' + bundle.encode())
+    else:
+        import json
+
+        state = json.loads(data or b"{}")
+        state["bundle"] = json.loads(bundle)
+        data = json.dumps(state).encode()
     r, w = os.pipe()
     room = 65536
     if len(data) > room:  # Kubernetes allows 256 KiB of annotations

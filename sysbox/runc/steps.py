@@ -232,7 +232,7 @@ class Transform(Step):
         from sysbox.runc import fsnodes, transform
 
         cap_last_cap, oom_floor = ctx.host.kernel_facts()
-        tctx = transform.Context(uid=work.uid, gid=work.gid, size=work.size, bundle=ctx.bundle,
+        tctx = transform.Context(uid=work.uid, gid=work.gid, size=work.size, bundle=ctx.bundle, bundle_copy=ctx.cdir,
                                  ns_mounts=work.ns_mounts, cap_last_cap=cap_last_cap,
                                  special_dirs=work.special_dirs, oom_floor=oom_floor,
                                  honor_caps=work.honor_caps,

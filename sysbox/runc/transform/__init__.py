@@ -24,7 +24,8 @@ class TransformError(SysboxError):
 class Context:
     """Facts about the host and this container, gathered by the caller.
 
-    uid, gid, size: the container's id range; bundle: the caller's bundle dir; special_dirs:
+    uid, gid, size: the container's id range; bundle: the caller's bundle dir (bundle_copy: the
+    rewritten one runc is given, for the hooks' state); special_dirs:
     host-backed dirs from the manager; fs_nodes: sysbox-fs's bind mounts; trap_socket:
     sysbox-fs's seccomp listener, where mount(2) is trapped; ns_mounts: {destination: host
     path} of sysfs/mqueue mounted by the host for namespaces the container joins
@@ -32,16 +33,17 @@ class Context:
     any); honor_caps: keep the spec's capabilities for root too (transform/caps.py).  A plain
     class: namedtuple's collections import costs create ~5 ms, dataclasses ~12 ms (inspect)."""
 
-    __slots__ = ("bundle", "cap_last_cap", "fs_nodes", "gid", "honor_caps", "ns_mounts", "oom_floor", "size",
-                 "special_dirs", "trap_socket", "uid")
+    __slots__ = ("bundle", "bundle_copy", "cap_last_cap", "fs_nodes", "gid", "honor_caps", "ns_mounts", "oom_floor",
+                 "size", "special_dirs", "trap_socket", "uid")
 
     def __init__(self, uid: int, gid: int, size: int, bundle: str = "/", cap_last_cap: int = 40,
                  special_dirs: Any = (), fs_nodes: Any = (), trap_socket: str | None = None,
                  ns_mounts: dict[str, str] | None = None, oom_floor: int | None = None,
-                 honor_caps: bool = False) -> None:
+                 honor_caps: bool = False, bundle_copy: str = "") -> None:
         self.uid, self.gid, self.size, self.bundle, self.cap_last_cap = uid, gid, size, bundle, cap_last_cap
         self.special_dirs, self.fs_nodes, self.trap_socket = special_dirs, fs_nodes, trap_socket
         self.ns_mounts, self.oom_floor, self.honor_caps = ns_mounts, oom_floor, honor_caps
+        self.bundle_copy = bundle_copy
 
     def _replace(self, **changes: Any) -> Context:
         """A copy with some facts changed (as namedtuple's, which this was)."""
@@ -70,5 +72,5 @@ def apply(spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if out.get("hooks"):
         from sysbox.runc.transform import hooks
 
-        out = hooks.apply(out, ctx.bundle)
+        out = hooks.apply(out, ctx.bundle, ctx.bundle_copy)
     return out

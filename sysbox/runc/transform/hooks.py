@@ -29,19 +29,23 @@ def wrapper_source() -> str:
         return f.read()
 
 
-def apply(spec: dict[str, Any], bundle: str, python: str = "", source: str = "") -> dict[str, Any]:
+def apply(spec: dict[str, Any], bundle: str, copy: str = "", python: str = "", source: str = "") -> dict[str, Any]:
     """Route the host-side hooks through the state wrapper; the hook's own path, args, env
     and timeout are kept (the wrapper execs the hook, so a timeout kills the hook itself).
     The wrapper's source goes on the command line (-c): createContainer hooks start inside the
-    container's user namespace, which may not be able to read our installation's files."""
+    container's user namespace, which may not be able to read our installation's files.
+    `copy` is the bundle runc will name (our state dir), which the wrapper replaces."""
     hooks = spec.get("hooks")
     if not hooks or not any(hooks.get(kind) for kind in WRAPPED):
         return spec
+    from sysbox import jsonfast
+
     python = python or os.path.realpath(sys.executable)
     source = source or wrapper_source()
+    named = jsonfast.dumps(bundle)  # as it goes into the state's JSON
     for kind in WRAPPED:
         for hook in hooks.get(kind) or []:
             args = hook.get("args") or [hook["path"]]
-            hook["args"] = [python, "-I", "-S", "-c", source, bundle, hook["path"], *args]
+            hook["args"] = [python, "-I", "-S", "-c", source, copy, named, hook["path"], *args]
             hook["path"] = python
     return spec

@@ -14,7 +14,7 @@ import os
 from sysbox.fs import cgroupview
 from sysbox.fs.clock import CLK_TCK
 from sysbox.fs.container import BASE_IMMUTABLE, Container
-from sysbox.linux.ns import owner_ino, user_ns_ancestors
+from sysbox.linux.ns import close_all, ns_ino, open_ns_fds, owner_ino, user_ns_ancestors
 
 __all__ = ["Container", "Registry"]
 
@@ -33,27 +33,24 @@ class Registry:
         self.state_dir = state_dir
         self.by_id: dict[str, Container] = {}
         self.by_userns: dict[int, Container] = {}
-        self.host_userns = os.stat("/proc/self/ns/user").st_ino
+        self.host_userns = ns_ino("self", "user")
 
     def add(self, cid: str, pid: int, uid: int, gid: int, size: int, masked: list[str] | None = None,
             immutable: list[str] | None = None) -> Container:
         if cid in self.by_id:
             self.remove(cid)
-        userns = os.stat(f"/proc/{pid}/ns/user").st_ino
+        userns = ns_ino(pid, "user")
         if userns == self.host_userns:
             raise ValueError(f"pid {pid} is in the host's user namespace, not a system container")
-        fds = {}
+        fds = open_ns_fds(pid, ("net", "ipc", "uts", "user"))
         try:
-            for ns in ("net", "ipc", "uts", "user"):
-                fds[ns] = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-            owned = {ns: owner_ino(f"/proc/self/fd/{fds[ns]}") == userns for ns in ("net", "ipc", "uts")}
+            owned = {kind: owner_ino(f"/proc/self/fd/{fds[kind]}") == userns for kind in ("net", "ipc", "uts")}
             c = Container(cid, pid, uid, gid, size, userns, _started(pid) / CLK_TCK, fds,
                           cgroupview.CgroupView.of(pid), masked=list(masked or []),
-                          mntns=os.stat(f"/proc/{pid}/ns/mnt").st_ino, owned=owned,
+                          mntns=ns_ino(pid, "mnt"), owned=owned,
                           immutable_paths=BASE_IMMUTABLE + tuple(immutable or ()))
         except BaseException:
-            for fd in fds.values():
-                os.close(fd)
+            close_all(fds)
             raise
         if self.state_dir:
             c.sysfs_path = os.path.join(self.state_dir, "sysfs", cid)
@@ -72,7 +69,7 @@ class Registry:
     def caller(self, pid: int) -> Container | None:
         """The container a process belongs to, from its user namespace (or an ancestor's)."""
         try:
-            ino = os.stat(f"/proc/{pid}/ns/user").st_ino
+            ino = ns_ino(pid, "user")
         except OSError:
             return None
         c = self.by_userns.get(ino)

@@ -7,7 +7,8 @@
 5. A trapped syscall: mount+umount of a tmpfs inside, with the seccomp trap and without.
 6. Density: 50 busybox system containers; start time of the 1st vs the 50th; daemons' memory.
 
-Medians of repeated runs; ratios are sysbox-runc / runc measured in the same run.  Writes
+Medians of repeated runs; ratios are sysbox-runc / runc measured in the same run, with the
+runtimes' repetitions interleaved where they are compared.  Writes
 bench/results/lifecycle.md.  Usage: python bench/lifecycle.py [--reps N] [--density N]
 """
 
@@ -56,6 +57,24 @@ def median_ms(argvs, reps: int) -> tuple[float | None, str]:
             return None, (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1][:120]
         samples.append(t * 1000)
     return statistics.median(samples), ""
+
+
+def interleaved_ms(argvs: dict, reps: int) -> dict[str, tuple[float | None, str]]:
+    """median_ms for several commands, their runs interleaved (a, b, a, b, ...): a burst of load
+    on this shared machine then slows each alike, and the same-run ratio stays fair."""
+    samples: dict[str, list[float]] = {name: [] for name in argvs}
+    errors: dict[str, str] = {}
+    for i in range(reps):
+        for name, make in argvs.items():
+            if name in errors:
+                continue
+            t, out = timed(make(i))
+            if out.returncode != 0:
+                errors[name] = (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1][:120]
+                continue
+            samples[name].append(t * 1000)
+    return {name: (None, errors[name]) if name in errors else (statistics.median(v), "")
+            for name, v in samples.items()}
 
 
 def rss_kib(pid: int) -> int:
@@ -157,12 +176,10 @@ def main() -> int:
     overlay = os.path.join(work, "ov")
     try:
         # 1. lifecycle
-        life = {}
-        for name, base in (("runc", plain["runc"]), ("crun", plain["crun"]), ("sysbox-runc", sysbox)):
-            if base is None:
-                life[name] = (None, "not installed")
-                continue
-            life[name] = median_ms(lambda i, b=base, n=name: b + ["run", "--bundle", bundle, f"life-{n}-{i}"], args.reps)
+        bases = {"runc": plain["runc"], "crun": plain["crun"], "sysbox-runc": sysbox}
+        life = interleaved_ms({name: (lambda i, b=base, n=name: b + ["run", "--bundle", bundle, f"life-{n}-{i}"])
+                               for name, base in bases.items() if base is not None}, args.reps)
+        life = {name: life.get(name, (None, "not installed")) for name in bases}
         rows += ["## OCI lifecycle: run of busybox `true` (create+start+wait+delete), median ms", "",
                  "| runtime | ms | / runc |", "|---|---|---|"]
         for name, (v, err) in life.items():
@@ -181,8 +198,9 @@ def main() -> int:
         for call in (["state"], ["kill", "{id}", "0"], ["ps"]):
             def argv(base, cid, c=call):
                 return base + [x.replace("{id}", cid) for x in c] + ([cid] if "{id}" not in " ".join(c) else [])
-            r = median_ms(lambda i: argv(plain["runc"], "hot-runc"), args.reps * 2)[0]
-            s = median_ms(lambda i: argv(sysbox, "hot-sysbox"), args.reps * 2)[0]
+            both = interleaved_ms({"runc": lambda i: argv(plain["runc"], "hot-runc"),
+                                   "sysbox-runc": lambda i: argv(sysbox, "hot-sysbox")}, args.reps * 2)
+            r, s = both["runc"][0], both["sysbox-runc"][0]
             rows.append(f"| {call[0]} | {fmt(r)} | {fmt(s)} | {ratio(s, r)} |")
             figures.setdefault("calls_ms", {})[call[0]] = {"runc": r, "sysbox-runc": s}
         subprocess.run(["runc", "--root", root, "delete", "-f", "hot-runc"], capture_output=True)
@@ -274,9 +292,11 @@ def main() -> int:
         try:
             dk.start()
             dk.docker("import", bb["tarball"], "local/busybox")
-            r = median_ms(lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "local/busybox", "true"], args.reps)
-            s = median_ms(lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "--runtime=sysbox-runc",
-                                     "local/busybox", "true"], args.reps)
+            both = interleaved_ms({
+                "runc": lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "local/busybox", "true"],
+                "sysbox-runc": lambda i: ["docker", "-H", f"unix://{dk.sock}", "run", "--rm", "--runtime=sysbox-runc",
+                                          "local/busybox", "true"]}, args.reps)
+            r, s = both["runc"], both["sysbox-runc"]
         finally:
             dk.stop()
         figures["docker_run_ms"] = {"runc": r[0], "sysbox-runc": s[0]}

@@ -245,3 +245,27 @@ def test_a_real_delete_twice(rt, make_bundle, cid):
                                                       capture_output=True, text=True, timeout=30)
     assert (second.returncode, second.stderr) == (plain.returncode, plain.stderr)
     assert second.returncode != 0 and "does not exist" in second.stderr
+
+
+def test_debug_logs_each_steps_time(rt, make_bundle, cid, tmp_path):
+    """With runc's --debug, the log says where a create and a delete spent their time; without
+    it, nothing of that is written (containerd always passes --log)."""
+    import re
+
+    from sysbox.runc import steps
+
+    bundle = make_bundle(["sleep", "60"])
+    quiet, loud = tmp_path / "quiet.log", tmp_path / "loud.log"
+    argv = rt.argv()
+    assert subprocess.run([argv[0], "--log", str(quiet), *argv[1:], "create", "--bundle", bundle, cid + "q"],
+                          timeout=60).returncode == 0
+    assert subprocess.run([argv[0], "--debug", "--log", str(loud), "--log-format", "json", *argv[1:], "create",
+                           "--bundle", bundle, cid], timeout=60).returncode == 0
+    assert subprocess.run([argv[0], "--debug", "--log", str(loud), "--log-format", "json", *argv[1:], "delete",
+                           "--force", cid], timeout=60).returncode == 0
+    assert rt("delete", "--force", cid + "q").returncode == 0
+    assert "step " not in (quiet.read_text() if quiet.exists() else "")
+    text = loud.read_text()
+    timed = re.findall(rf'"msg": "step (undo )?([\w -]+) of {cid}: [0-9.]+ ms"', text)
+    assert {name for undo, name in timed if not undo} == {s.name for s in steps.STEPS}
+    assert {name for undo, name in timed if undo} == {s.name for s in steps.STEPS}

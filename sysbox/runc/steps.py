@@ -372,13 +372,30 @@ def _each(paths: list[str], undo: Any) -> None:
         raise errors[0]
 
 
+def _timer(ctx: Context) -> Any:
+    """Call a step; with --debug, log how long it took (where a slow create spends its time)."""
+    if not ctx.globals.get("debug"):
+        return lambda name, fn, *args: fn(*args)
+    import time
+
+    def timed(name: str, fn: Any, *args: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn(*args)
+        finally:
+            ctx.log("debug", f"step {name} of {args[1].id}: {(time.perf_counter() - t0) * 1000:.1f} ms")
+
+    return timed
+
+
 def do_all(ctx: Context, rec: Record, work: Work, steps: tuple[Step, ...] = STEPS) -> None:
     """Run the steps in order; on any failure, undo everything the record lists and re-raise.
     An undo that fails too is logged: the state dir stays, and the next create or delete of
     this id finishes the undo from the record."""
+    timed = _timer(ctx)
     try:
         for step in steps:
-            step.do(ctx, rec, work)
+            timed(step.name, step.do, ctx, rec, work)
     except BaseException:
         try:
             undo_all(ctx, rec, steps)
@@ -392,11 +409,12 @@ def undo_all(ctx: Context, rec: Record, steps: tuple[Step, ...] = STEPS) -> None
     is told even if an unmount failed), but the state dir, which holds the record, is kept so
     the undo can be finished; the first error is raised."""
     errors: list[Exception] = []
+    timed = _timer(ctx)
     for step in reversed(steps):
         if isinstance(step, StateDir) and errors:
             break
         try:
-            step.undo(ctx, rec)
+            timed("undo " + step.name, step.undo, ctx, rec)
         except Exception as e:  # noqa: BLE001 - reported after the remaining steps ran
             errors.append(e)
     if errors:

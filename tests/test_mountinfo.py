@@ -34,3 +34,12 @@ def test_own_mountinfo_parses():
     mounts = mountinfo.read()
     assert any(m.point == "/" for m in mounts) and all(m.id > 0 for m in mounts)
     assert mountinfo.at("/") is not None and mountinfo.fstype_of("/proc/self") == "proc"
+
+
+def test_mounts_under_sees_escaped_points(monkeypatch):
+    from sysbox.linux import tree
+
+    monkeypatch.setattr(mountinfo, "read", lambda pid="self": mountinfo.parse(TEXT))
+    assert tree.mounts_under("/with space") == ["/with space"]
+    assert tree.mounts_under("/") == ["/", "/with space", "/bind", "/merged"]
+    assert tree.mounts_under("/bin") == []  # a prefix of /bind, not a parent of it

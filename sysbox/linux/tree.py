@@ -47,10 +47,9 @@ class MovedError(OSError):
 
 
 def mounts_under(path: str) -> list[str]:
+    """Mount points at or below `path` (escapes undone: a point with a space in it counts)."""
     prefix = path.rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [p for p in points if p == path or p.startswith(prefix)]
+    return [m.point for m in mountinfo.read() if m.point == path or m.point.startswith(prefix)]
 
 
 def walk_fd(top: int, visit: Visit, leave: Leave | None = None) -> None:

@@ -10,6 +10,7 @@ creates half-way).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -172,11 +173,19 @@ def test_an_undo_that_fails_keeps_the_record_for_the_next_try(bundle):
     assert host.live == set()
 
 
-def test_without_managers_the_spec_mapping_is_used(bundle, tmp_path):
-    spec = json.loads((tmp_path / "config.json").read_text())
-    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    (tmp_path / "config.json").write_text(json.dumps(spec))
+def _map_to(bundle: str, host_id: int) -> None:
+    """The bundle's spec with its own id mapping (uids and gids from host_id, 65536 of them)."""
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        spec = json.load(f)
+    for key in ("uidMappings", "gidMappings"):
+        spec["linux"][key] = [{"containerID": 0, "hostID": host_id, "size": 65536}]
+    with open(path, "w") as f:
+        json.dump(spec, f)
+
+
+def test_without_managers_the_spec_mapping_is_used(bundle):
+    _map_to(bundle, 200000)
     host = FakeHost()
     ctx = context(bundle, host, "--no-sysbox-mgr", "--no-sysbox-fs")
     rec = run_create(ctx)
@@ -186,11 +195,8 @@ def test_without_managers_the_spec_mapping_is_used(bundle, tmp_path):
     assert host.live == set()
 
 
-def test_without_a_manager_a_mapping_outside_the_pool_is_refused_first(bundle, tmp_path):
-    spec = json.loads((tmp_path / "config.json").read_text())
-    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 65536}]
-    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 65536}]
-    (tmp_path / "config.json").write_text(json.dumps(spec))
+def test_without_a_manager_a_mapping_outside_the_pool_is_refused_first(bundle):
+    _map_to(bundle, 1000)
     host = FakeHost()
     with pytest.raises(SysboxError, match="linux.uidMappings: host ids 1000-66535"):
         run_create(context(bundle, host, "--no-sysbox-mgr"))

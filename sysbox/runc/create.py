@@ -32,7 +32,7 @@ def create(inv: Invocation, runtime: str) -> int:
 def check(ctx: Context) -> steps.Work:
     """Load and check the bundle; finish undoing a create or delete of this id that was killed."""
     from sysbox.oci import spec as oci_spec
-    from sysbox.runc import fsnodes, transform
+    from sysbox.runc import delete, fsnodes, transform
     from sysbox.runc.transform import caps, namespaces, seccomp
 
     spec = oci_spec.load_bundle(ctx.bundle, (lambda s: _validate_in_mgr(ctx, s)) if ctx.mgr_socket else None)
@@ -40,8 +40,7 @@ def check(ctx: Context) -> steps.Work:
     ctx.check_shift_mode()
     if ctx.host.runc_has(ctx.runc_root, ctx.id):
         raise SysboxError(f"container with id exists: {ctx.id}")
-    if ctx.host.exists(ctx.cdir):
-        steps.undo_all(ctx, ctx.host.load(ctx.cdir) or Record(ctx.id))
+    delete.finish(ctx)  # a state dir left by a killed create or delete of this id
     requested = namespaces.requested_mappings(spec)
     if not ctx.mgr_socket:
         if requested is None:

@@ -81,10 +81,6 @@ def replace_private(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
-def runc_has(globals_: dict[str, Any], cid: str) -> bool:
-    return os.path.exists(runc_state_file(globals_, cid))
-
-
 def runc_state_file(globals_: dict[str, Any], cid: str) -> str:
     return runc_state_path(runc_root(globals_), cid)
 
@@ -140,4 +136,6 @@ def recorded_dir(root: str, cid: str) -> str | None:
     key = _sha256_hex(root.encode())[:12]
     if os.path.basename(cdir) != cid or os.path.basename(os.path.dirname(cdir)) != key:
         return None
-    return cdir if read(os.path.join(cdir, "meta.json")).get("id") == cid else None
+    from sysbox.runc import record
+
+    return cdir if read(record.path(cdir)).get("id") == cid else None

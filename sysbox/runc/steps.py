@@ -84,7 +84,7 @@ class Register(Step):
 
     def do(self, ctx: Context, rec: Record, work: Work) -> None:
         if not rec.mgr_socket:
-            assert work.requested is not None  # checks.py refuses a spec without one
+            assert work.requested is not None  # create.check refuses a spec without one
             work.uid, work.gid, work.size = work.requested["uid"], work.requested["gid"], work.requested["size"]
             return
         mounted = {os.path.normpath(m["destination"]) for m in work.spec.get("mounts", [])}

@@ -36,7 +36,6 @@ from sysbox.linux import syscalls as sc
 from sysbox.linux.procmem import read_memory, read_string
 
 log = logging.getLogger("sysbox-fs")
-NAMES = seccomp.TRAPPED_NAMES
 _PROPAGATION = sc.MS_SHARED | sc.MS_SLAVE | sc.MS_PRIVATE | sc.MS_UNBINDABLE
 _NOT_NEW = sc.MS_REMOUNT | sc.MS_BIND | sc.MS_MOVE | _PROPAGATION
 CONTINUE = object()
@@ -136,7 +135,7 @@ class Trap:
 
     def _decide(self, n: seccomp.Notification) -> object:
         try:
-            name = NAMES.get(n.nr)
+            name = seccomp.TRAPPED_NAMES.get(n.nr)
             if name == "umount2":
                 return self._umount(n)
             if name == "mount":

@@ -165,8 +165,11 @@ class Runtime:
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
 
+    def exec_argv(self, cid: str, *cmd: str) -> list[str]:
+        return ["runc", "--root", self.root, "exec", cid, *cmd]
+
     def exec(self, cid: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        return run(["runc", "--root", self.root, "exec", cid, *cmd], timeout=timeout)
+        return run(self.exec_argv(cid, *cmd), timeout=timeout)
 
     def registered(self) -> list[str]:
         return [c["id"] for c in self.mgr.call("status")["containers"]]
@@ -192,6 +195,9 @@ def rt(session_mgr, session_fs, sysbox_state, tmp_path) -> Runtime:
     assert not leaked, f"manager still holds {leaked}"
     fs_left = r.fs_registered() - fs_before
     assert not fs_left, f"sysbox-fs still holds {fs_left}"
+    conns = [m for m in mounts() if m.startswith(session_fs.mountpoint + "/")
+             and os.path.basename(m) not in fs_before]
+    assert not conns, f"sysbox-fs connections left: {conns}"  # a prepare whose create failed included
     from sysbox.runc import state as runc_state
 
     mine = os.path.dirname(runc_state.container_dir({"root": root, "sysbox-state": sysbox_state}, "x"))

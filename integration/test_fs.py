@@ -143,8 +143,12 @@ def test_free_nproc_and_cpuinfo_show_the_container_limits(rt, make_bundle, cid):
         spec["linux"].setdefault("resources", {})["memory"] = {"limit": 256 << 20}
         spec["linux"]["resources"]["cpu"] = {"cpus": "0"}
     start(rt, make_bundle, cid, edit=limit)
-    # procps `free` reads /proc/meminfo; busybox's uses sysinfo(2), which no file can change
+    # procps `free` reads /proc/meminfo; busybox's asks sysinfo(2), trapped and answered too
     assert sh(rt, cid, "head -1 /proc/meminfo").stdout.split() == ["MemTotal:", "262144", "kB"]
+    free = sh(rt, cid, "free").stdout.splitlines()
+    assert free[1].split()[:2] == ["Mem:", "262144"], free
+    up = sh(rt, cid, "cat /proc/uptime; uptime").stdout.splitlines()
+    assert float(up[0].split()[0]) < 60 and " up 0 min," in up[1], up  # the container's, not the host's
     assert sh(rt, cid, "nproc").stdout.strip() == "1"
     assert sh(rt, cid, "grep -c ^processor /proc/cpuinfo").stdout.strip() == "1"
     assert sh(rt, cid, "cat /sys/devices/system/cpu/online").stdout.strip() == "0"
@@ -157,11 +161,102 @@ def test_free_nproc_and_cpuinfo_show_the_container_limits(rt, make_bundle, cid):
     assert all(len(line.split()) == 20 for line in lines[:-1])  # only devices the container did I/O on
 
 
-def test_host_processes_get_nothing(rt, make_bundle, cid):
+def test_cpu_quota_shows_as_cpus(rt, make_bundle, cid):
+    """`--cpus 1` on a 2-CPU host: one CPU in cpuinfo and cpu/online (as lxcfs --enable-cfs;
+    nproc counts the affinity mask, which a quota does not change)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs on the host to tell a quota from the host's own count")
+
+    def quota(spec):
+        spec["linux"].setdefault("resources", {})["cpu"] = {"quota": 100000, "period": 100000}
+    start(rt, make_bundle, cid, edit=quota)
+    assert sh(rt, cid, "grep -c ^processor /proc/cpuinfo").stdout.strip() == "1"
+    assert sh(rt, cid, "cat /sys/devices/system/cpu/online").stdout.strip() == "0"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/pressure"), reason="the host kernel keeps no PSI (/proc/pressure)")
+def test_pressure_is_the_containers_cgroup(rt, make_bundle, cid):
     start(rt, make_bundle, cid)
-    path = os.path.join(rt.fs.mountpoint, "proc/uptime")
-    with pytest.raises(PermissionError):
-        open(path).read()
+    pid = rt.state(cid)["pid"]
+    v2 = [line.split(":", 2)[2].strip() for line in open(f"/proc/{pid}/cgroup") if line.startswith("0::")]
+    out = sh(rt, cid, "cat /proc/pressure/cpu /proc/pressure/memory /proc/pressure/io; ls /proc/pressure")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("some avg10=") and sorted(lines[6:]) == sorted(os.listdir("/proc/pressure"))
+    base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+    own = os.path.join(base, v2[0].lstrip("/"), "cpu.pressure") if v2 and v2[0] != "/" else None
+    if own and os.path.exists(own):
+        # the container's figure: its total stall time, not the (much larger) host's
+        total = int(lines[0].rsplit("total=", 1)[1])
+        host_total = int(open("/proc/pressure/cpu").read().split("total=")[1].split()[0])
+        assert total <= int(open(own).read().split("total=")[1].split()[0]) <= host_total
+    assert sh(rt, cid, "echo 'some 150000 1000000' > /proc/pressure/memory").returncode != 0  # read-only
+
+
+def test_host_processes_get_nothing(rt, make_bundle, cid):
+    """Each container's nodes are on a connection of its own, mounted on the host below the
+    base; only host root and the container's root may enter it."""
+    start(rt, make_bundle, cid)
+    assert not os.path.exists(os.path.join(rt.fs.mountpoint, "proc/uptime"))
+    path = os.path.join(rt.fs.mountpoint, cid, "proc/uptime")
+    as_nobody = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "cat", path],
+                               capture_output=True, text=True, timeout=10)
+    assert as_nobody.returncode != 0 and "Permission denied" in as_nobody.stderr
+    host_up = float(open("/proc/uptime").read().split()[0])
+    assert float(open(path).read().split()[0]) < host_up  # host root sees the container's view
+
+
+def test_nodes_are_owned_as_the_kernel_shows_them_inside(rt, make_bundle, cid):
+    start(rt, make_bundle, cid)
+    out = sh(rt, cid, "stat -c '%u:%g %n' /proc/uptime /proc/meminfo /proc/sys/kernel/panic "
+                      "/proc/sys/net/ipv4/ip_forward /proc/sys/kernel/randomize_va_space /proc/sys")
+    owners = dict(reversed(line.split(" ", 1)) for line in out.stdout.splitlines())
+    assert owners["/proc/uptime"] == owners["/proc/meminfo"] == owners["/proc/sys/kernel/panic"] == "0:0"
+    assert owners["/proc/sys/net/ipv4/ip_forward"] == "0:0"  # a knob of the netns the container owns
+    assert owners["/proc/sys/kernel/randomize_va_space"] == "65534:65534"  # the host's, as in a raw procfs
+    # the kernel applies the modes: a non-root user of the container cannot write
+    denied = subprocess.run(["runc", "--root", rt.root, "exec", "--user", "1000:1000", cid, "sh", "-c",
+                             "echo 5 > /proc/sys/kernel/panic"], capture_output=True, text=True, timeout=30)
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied
+    assert sh(rt, cid, "cat /proc/sys/kernel/panic").stdout != "5\n"
+
+
+_WRITER = """i=0; bad=0
+while [ $i -lt {n} ]; do
+  echo 40000 > /proc/sys/kernel/pid_max; read v < /proc/sys/kernel/pid_max; [ "$v" = 40000 ] || bad=$((bad+1))
+  echo abc > /proc/sys/kernel/pid_max 2>/dev/null; read v < /proc/sys/kernel/pid_max; [ "$v" = 40000 ] || bad=$((bad+1))
+  echo 7 > /proc/sys/kernel/panic; read p < /proc/sys/kernel/panic; [ "$p" = 7 ] || bad=$((bad+1))
+  i=$((i+1))
+done
+echo bad=$bad"""
+_READER = """echo 32768 > /proc/sys/kernel/pid_max; echo 9 > /proc/sys/kernel/panic; i=0; bad=0
+while [ $i -lt {n} ]; do
+  read v < /proc/sys/kernel/pid_max; [ "$v" = 32768 ] || {{ bad=$((bad+1)); echo "got [$v]" >&2; }}
+  read p < /proc/sys/kernel/panic; [ "$p" = 9 ] || bad=$((bad+1))
+  i=$((i+1))
+done
+echo bad=$bad"""
+
+
+def test_two_containers_hammering_the_same_knobs_never_see_each_other(rt, make_bundle, cid):
+    """The interference of one shared inode (a truncating write cut another container's read
+    short): each container writes, fails to write and reads the same knobs in a tight loop."""
+    a, b = cid + "a", cid + "b"
+    start(rt, make_bundle, a)
+    start(rt, make_bundle, b)
+    procs = [subprocess.Popen(rt.exec_argv(a, "sh", "-c", _WRITER.format(n=2000)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True),
+             subprocess.Popen(rt.exec_argv(b, "sh", "-c", _READER.format(n=6000)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for (out, err), p in zip(outs, procs):
+        assert p.returncode == 0 and out.strip() == "bad=0", (out, err[-2000:])
 
 
 def test_unregistered_on_delete(rt, make_bundle, cid):

@@ -252,7 +252,7 @@ writes = st.one_of(st.integers(min_value=-(2 ** 70), max_value=2 ** 70).map(lamb
 def sysctl_container(rt, make_bundle, cid):
     out = rt("run", "-d", "--bundle", make_bundle(["sleep", "600"], name="sysctl"), cid)
     assert out.returncode == 0, out.stderr
-    return f"/proc/{rt.state(cid)['pid']}/ns/user", rt.fs.mountpoint
+    return f"/proc/{rt.state(cid)['pid']}/ns/user", os.path.join(rt.fs.mountpoint, cid)
 
 
 @pytest.mark.slow

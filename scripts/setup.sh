@@ -4,9 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
 IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
-# System packages: runtime needs, FUSE build deps, image builders, lxcfs and crun for the benchmarks,
+# System packages: runtime needs, build tools, image builders, lxcfs and crun for the benchmarks,
 # and Debian's containerd + dockerd, which the Docker tests start themselves (no systemd needed).
-APT_PACKAGES=(runc fuse3 libfuse3-dev pkg-config gcc libc6-dev python3 python3-venv python3-dev uidmap
+APT_PACKAGES=(runc fuse3 pkg-config gcc libc6-dev python3 python3-venv python3-dev uidmap
               debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs iproute2 util-linux
               docker.io containerd crun podman conmon skopeo umoci containernetworking-plugins
               strace vagrant vagrant-libvirt)
@@ -57,7 +57,7 @@ venv() {
   fi
   say "installing sysbox (editable) and test extras into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import sysbox, pyfuse3, trio, pyroute2, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
+  "$VENV/bin/python" -c 'import sysbox, trio, pyroute2, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
     && "$VENV/bin/ruff" --version >/dev/null && "$VENV/bin/mypy" --version >/dev/null \
     || { say "venv install failed"; exit 1; }
   install_launcher

@@ -103,6 +103,10 @@ class FakeHost(Host):
         self._call(f"fs.{method}")
         if method == "ping":
             return dict(FS_INFO)
+        if method == "prepare":
+            self.live.add(f"fs:{args['id']}")
+            self._done("fs.prepare")
+            return {"mountpoint": f"{FS_INFO['mountpoint']}/{args['id']}"}
         if method == "register":
             self.live.add(f"fs:{args['id']}")
             self._done("fs.register")

@@ -43,10 +43,10 @@ SPEC: dict[str, Any] = {
 
 # create's side effects, in order (the checks' reads first; saves of the record left out)
 ORDER = ["mgr.validate", "fs.ping", "makedirs", "mgr.register", "makedirs", "prepare_rootfs", "makedirs", "ns_mount",
-         "makedirs", "ns_mount", "write_sysctl", "mount_device_store", "make_device", "apply_binds",
+         "makedirs", "ns_mount", "write_sysctl", "mount_device_store", "make_device", "fs.prepare", "apply_binds",
          "write_private", "write_private", "runc.create", "restore_bundle", "read_pid", "delegate_cgroups",
          "fs.register", "fs_attach_late", "mgr.update"]
-UNDO_ORDER = ["fs.unregister", "runc.delete", "teardown_binds", "detach_all", "detach_all", "detach_all",
+UNDO_ORDER = ["runc.delete", "teardown_binds", "fs.unregister", "detach_all", "detach_all", "detach_all",
               "teardown_rootfs", "mgr.unregister", "remove_dir"]
 
 

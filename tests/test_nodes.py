@@ -23,6 +23,9 @@ Buffers:          100000 kB
 Cached:          1000000 kB
 SwapCached:            0 kB
 Active:           500000 kB
+Slab:             300000 kB
+SReclaimable:     200000 kB
+SUnreclaim:       100000 kB
 SwapTotal:       2000000 kB
 SwapFree:        2000000 kB
 HugePages_Total:       0
@@ -85,6 +88,8 @@ def host_files(monkeypatch):
     for mod in (nodes, proc_cpuinfo, proc_diskstats, proc_loadavg, proc_meminfo, proc_stat, sys_cpu_online):
         monkeypatch.setattr(mod, "host_read", read, raising=False)
     monkeypatch.setattr(sys_cpu_online, "_online", (-1.0, []))
+    monkeypatch.setattr(proc_meminfo, "_cache", (-1.0, [], []))
+    monkeypatch.setattr(proc_cpuinfo, "_host", (-1.0, []))
 
 
 def fields(text: bytes) -> dict[str, int]:
@@ -97,7 +102,7 @@ def fields(text: bytes) -> dict[str, int]:
 
 MEM = {"limit": 1 << 30, "usage": 256 << 20, "cache": 64 << 20, "swap_limit": UNLIMITED, "swap_usage": 0,
        "active_anon": 100 << 20, "inactive_anon": 50 << 20, "active_file": 30 << 20, "inactive_file": 20 << 20,
-       "shmem": 1 << 20}
+       "shmem": 1 << 20, "slab_reclaimable": 8 << 20, "slab_unreclaimable": 4 << 20}
 
 
 def read(node: Any, c: Any) -> bytes:
@@ -114,6 +119,7 @@ def test_meminfo_shows_the_memory_limit_and_keeps_the_host_layout():
     assert f["Cached"] == 64 << 10 and f["Buffers"] == 0
     assert f["SwapTotal"] == 0 and f["SwapFree"] == 0  # no swap limit: no swap shown, not the host's
     assert f["HugePages_Total"] == 0
+    assert f["SReclaimable"] == 8 << 10 and f["Slab"] == 12 << 10  # the container's slab, not the host's
     assert [line.split(":")[0] for line in out.decode().splitlines()] == \
         [line.split(":")[0] for line in MEMINFO.splitlines()]
     assert out.decode().splitlines()[0] == "MemTotal:        1048576 kB"
@@ -206,3 +212,48 @@ def test_loadavg_sample_is_bounded(tmp_path, monkeypatch):
     c = FakeContainer(FakeCgroups(task_dirs=[str(d), str(d)]))
     proc_loadavg.sample(c)
     assert len(seen) == proc_loadavg.MAX_TASKS and c.load_tasks == (proc_loadavg.MAX_TASKS, proc_loadavg.MAX_TASKS)
+
+
+def test_sysinfo_is_the_containers_memory_uptime_and_load():
+    import struct
+
+    from sysbox.fs.trap import sysinfo
+
+    c = FakeContainer(FakeCgroups(memory={**MEM, "swap_limit": 512 << 20, "swap_usage": 1 << 20}), uptime=42.7)
+    c.load, c.load_tasks = [1.5, 0.25, 0.0], (1, 37)
+    raw = sysinfo.build(c)  # type: ignore[arg-type]
+    assert len(raw) == sysinfo.SIZE == 112
+    up, l1, l5, l15, total, free, shared, buffers, stotal, sfree, procs = struct.unpack_from("=q3Q6QH", raw)
+    assert (up, l1, l5, l15) == (42, 98304, 16384, 0)
+    assert (total, free, shared, buffers) == (1 << 30, (1 << 30) - (256 << 20), 1 << 20, 0)
+    assert (stotal, sfree, procs) == (512 << 20, 511 << 20, 37)
+    assert struct.unpack_from("=I", raw, 104)[0] == 1  # mem_unit
+    host = sysinfo.build(FakeContainer(FakeCgroups(memory={})))  # type: ignore[arg-type]
+    assert struct.unpack_from("=q3Q2Q", host)[4] == 24000000 * 1024  # no memory cgroup: the host's
+
+
+def test_writable_follows_the_callers_page_protections(tmp_path):
+    """On this process's own maps: /proc/PID/mem would write through a read-only page; the
+    check refuses where the kernel's copy-out would fault."""
+    import ctypes
+    import mmap
+    import os
+
+    from sysbox.linux import procmem
+
+    path = tmp_path / "ro"
+    path.write_bytes(b"x" * 8192)
+    with open(path, "rb") as f:
+        ro = mmap.mmap(f.fileno(), 8192, prot=mmap.PROT_READ)
+    rw = mmap.mmap(-1, 8192)
+    buf = ctypes.c_char.from_buffer(rw)
+    try:
+        ro_addr = next(int(line.split("-")[0], 16) for line in open("/proc/self/maps") if line.rstrip().endswith(str(path)))
+        me = os.getpid()
+        assert procmem.writable(me, ctypes.addressof(buf), 112)
+        assert not procmem.writable(me, ro_addr, 112)
+        assert not procmem.writable(me, 0, 112)  # unmapped
+    finally:
+        del buf
+        rw.close()
+        ro.close()

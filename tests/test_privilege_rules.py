@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from sysbox.fs.fuse import allowed
 from sysbox.fs.nodes import Stat
 from sysbox.mgr.allocator import Pool, outside_pool
 from sysbox.oci.spec import SpecError, load_bundle
@@ -29,26 +28,32 @@ def test_caller_mappings_must_lie_inside_the_pool(uid, gid, size, bad):
     assert (why is None) if bad is None else (bad in why and "outside the sysbox entry" in why)
 
 
-class C:  # the two fields allowed() reads
-    uid, gid = 1 << 24, 1 << 24
+ROOT = 1 << 24  # the container's root, as a host id
 
 
-@pytest.mark.parametrize("st,uid,read,write,ok", [
-    (Stat(False, 0o444), 1 << 24, True, False, True),                  # emulated, root reads
-    (Stat(False, 0o444), (1 << 24) + 1000, True, False, True),         # emulated, uid 1000 reads
-    (Stat(False, 0o444), 1 << 24, False, True, False),                 # read-only emulated file
-    (Stat(False, 0o644), 1 << 24, False, True, True),                  # root writes its own knob
-    (Stat(False, 0o644), (1 << 24) + 1000, False, True, False),        # uid 1000 may not
-    (Stat(False, 0o600, uid=0, gid=0), 1 << 24, True, False, False),   # host root-only knob
-    (Stat(False, 0o644, uid=0, gid=0), 1 << 24, False, True, False),   # host-owned netns knob
-    (Stat(False, 0o644, uid=0, gid=0), 1 << 24, True, False, True),    # ... readable
-    (Stat(False, 0o600, uid=1 << 24, gid=1 << 24), 1 << 24, True, True, True),  # own netns 0600
-    (Stat(False, 0o600, uid=1 << 24, gid=1 << 24), (1 << 24) + 5, True, False, False),
-    (Stat(False, 0o640, uid=0, gid=1 << 24), (1 << 24) + 5, True, False, False),  # gid differs
+@pytest.mark.parametrize("st,owner,cached", [
+    (Stat(False, 0o444), (ROOT, ROOT), True),                      # emulated: the container's root's
+    (Stat(False, 0o644), (ROOT, ROOT), True),                      # an emulated knob it may write
+    (Stat(False, 0o600, uid=0, gid=0), (0, 0), False),             # host root-only: never read for it
+    (Stat(False, 0o644, uid=0, gid=0), (0, 0), True),              # a host knob, readable by all
+    (Stat(False, 0o600, uid=ROOT, gid=ROOT), (ROOT, ROOT), True),  # a knob of its own netns
+    (Stat(False, 0o200, uid=ROOT, gid=ROOT), (ROOT, ROOT), False),  # write-only
 ])
-def test_mode_bits_apply_to_the_callers_class(st, uid, read, write, ok):
-    gid = uid
-    assert allowed(st, C(), uid, gid, read, write) is ok
+def test_owners_reported_for_the_kernels_permission_checks(st, owner, cached):
+    """The kernel checks the modes itself (default_permissions) against the owners reported;
+    content is generated ahead (and cached) only for nodes the container may read."""
+    from sysbox.fs.fuse import SysboxFS
+
+    fs = SysboxFS(ROOT, ROOT)
+    fs.container = object()  # type: ignore[assignment]
+    node = fs._node_for("proc/sys/kernel/panic")
+
+    def gen(path, c):
+        return b"1\n"
+    fs._generate = gen  # type: ignore[method-assign]
+    attr = fs._attr(node, st)
+    assert (attr.uid, attr.gid) == owner and attr.mode & 0o7777 == st.mode
+    assert (attr.timeout > 0) is cached and (node.data is not None) is cached
 
 
 @pytest.mark.parametrize("root", ["/", "/proc/self/root", "/dev", "/sys/kernel", "../../../../.."])

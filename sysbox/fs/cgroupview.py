@@ -28,6 +28,13 @@ def _parse_int(text: str | None) -> int | None:
 
 
 def _kv(text: str | None) -> dict[str, int]:
+    """`key value` lines (memory.stat, cpu.stat); lines of another shape are skipped."""
+    tokens = (text or "").split()
+    if len(tokens) == 2 * (text or "").count("\n"):  # the usual shape: pairs, read in C
+        try:
+            return dict(zip(tokens[::2], map(int, tokens[1::2]), strict=True))
+        except ValueError:
+            pass
     out = {}
     for line in (text or "").splitlines():
         parts = line.split()
@@ -136,6 +143,7 @@ class CgroupView:
                     "active_anon": stat.get("total_active_anon", 0),
                     "inactive_anon": stat.get("total_inactive_anon", 0),
                     "shmem": stat.get("total_shmem", 0),
+                    "slab_reclaimable": 0, "slab_unreclaimable": 0,  # v1 does not account them apart
                     "swap_limit": (memsw_limit - limit) if memsw_limit and memsw_limit < UNLIMITED else UNLIMITED,
                     "swap_usage": max(0, (memsw_usage or usage) - usage)}
         p = self._v2("memory.current")
@@ -146,9 +154,16 @@ class CgroupView:
                     "cache": stat.get("file", 0), "active_file": stat.get("active_file", 0),
                     "inactive_file": stat.get("inactive_file", 0), "active_anon": stat.get("active_anon", 0),
                     "inactive_anon": stat.get("inactive_anon", 0), "shmem": stat.get("shmem", 0),
+                    "slab_reclaimable": stat.get("slab_reclaimable", 0),
+                    "slab_unreclaimable": stat.get("slab_unreclaimable", 0),
                     "swap_limit": self._int(os.path.join(d2, "memory.swap.max")) or UNLIMITED,
                     "swap_usage": self._int(os.path.join(d2, "memory.swap.current")) or 0}
         return {}
+
+    def pressure(self, kind: str) -> str | None:
+        """The container's <kind>.pressure (PSI, cgroup v2 only), or None."""
+        p = self._v2(f"{kind}.pressure")
+        return self._read(p) if p else None
 
     # -- cpu -----------------------------------------------------------------------------------
     def cpus(self, online: list[int]) -> list[int]:

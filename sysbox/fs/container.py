@@ -52,6 +52,7 @@ class Container:
     # by the kernel as the container's root's, and refused.
     owned: dict[str, bool] = field(default_factory=dict)
     immutable_paths: tuple[str, ...] = BASE_IMMUTABLE
+    mountpoint: str = ""  # where its FUSE connection is mounted on the host (connections.py)
     _immutables: Immutables | None = None
 
     def immutables(self) -> Immutables:

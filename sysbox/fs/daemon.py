@@ -8,19 +8,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import pyfuse3
 import trio
 
 from sysbox import __version__, ipcserver
-from sysbox.fs.fuse import SysboxFS
+from sysbox.fs.connections import Connections
 from sysbox.fs.nodes import proc_loadavg
 from sysbox.fs.protocol import REQUESTS
 from sysbox.fs.recovery import Records, reattach, recover
 from sysbox.fs.registry import Registry
+from sysbox.fs.server import Server
 from sysbox.fs.trap.listener import Trap
 from sysbox.ipcserver import Peer, RequestError
 from sysbox.linux.proc import start_time
-from sysbox.linux.tree import detach_all
 
 log = logging.getLogger("sysbox-fs")
 
@@ -37,11 +36,10 @@ class FsService(ipcserver.Service):
     REQUESTS = REQUESTS
     log = log
 
-    def __init__(self, registry: Registry, cfg: Config, trap: Trap, records: Records) -> None:
+    def __init__(self, registry: Registry, cfg: Config, trap: Trap, records: Records, conns: Connections) -> None:
         super().__init__()
-        self.registry, self.cfg, self.trap, self.records = registry, cfg, trap, records
+        self.registry, self.cfg, self.trap, self.records, self.conns = registry, cfg, trap, records, conns
         self.instance = uuid.uuid4().hex  # which sysbox-fs a create saw: see op_register
-        self.ops: SysboxFS | None = None  # the FUSE operations, for per-container inode cleanup
 
     async def op_ping(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"version": __version__, "pid": os.getpid(), "mountpoint": self.cfg.mountpoint,
@@ -50,7 +48,18 @@ class FsService(ipcserver.Service):
     async def op_status(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         return {"mountpoint": self.cfg.mountpoint, "trapped": self.trap.served, "emulated_mounts": self.trap.emulated,
                 "trap_failed": self.trap.failed, "trap_listeners": self.trap.listeners,
+                "fuse_requests": sum(conn.session.requests for conn in self.conns.by_id.values()),
                 "containers": [c.public() for c in self.registry.by_id.values()]}
+
+    async def op_prepare(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
+        """The container's own connection, before `runc create` binds its nodes."""
+        if req["id"] in self.registry.by_id:
+            raise RequestError(f"prepare: {req['id']} is registered", "bad-request")
+        try:
+            conn = self.conns.open(req["id"], req["uid"], req["gid"])
+        except (OSError, ValueError) as e:
+            raise RequestError(f"prepare: {e}", "bad-request") from None
+        return {"mountpoint": conn.path}
 
     async def op_register(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
         try:
@@ -69,9 +78,19 @@ class FsService(ipcserver.Service):
                                           "start": start_time(req["pid"])})
         except (OSError, ValueError) as e:
             log.warning("could not record %s for recovery: %s", req["id"], e)
-        if req.get("instance") not in (None, self.instance):
-            # the spec bound the mount of a sysbox-fs that has died since: attach ours on top
-            failed = await trio.to_thread.run_sync(reattach, self.cfg.mountpoint, req["pid"])
+        conn = self.conns.by_id.get(req["id"])
+        if conn is not None and conn.fs.container is None and req.get("instance") in (None, self.instance):
+            conn.fs.container, c.mountpoint = c, conn.path
+        else:
+            # the spec bound the mount of a sysbox-fs that has died since (or none was
+            # prepared): a connection of ours goes on top, inside the container
+            try:
+                conn = self.conns.open(req["id"], req["uid"], req["gid"])
+            except OSError as e:
+                self.registry.remove(req["id"])
+                raise RequestError(f"register: {e}", "bad-request") from None
+            conn.fs.container, c.mountpoint = c, conn.path
+            failed = await trio.to_thread.run_sync(reattach, conn.path, req["pid"])
             c.forget_mounts()
             log.info("re-attached %s, created under a previous sysbox-fs%s", req["id"],
                      f" (failed: {'; '.join(failed)})" if failed else "")
@@ -79,20 +98,12 @@ class FsService(ipcserver.Service):
         return {}
 
     async def op_unregister(self, req: dict[str, Any], peer: Peer) -> dict[str, Any]:
-        c = self.registry.by_id.get(req["id"])
         removed = self.registry.remove(req["id"])
-        if c is not None and self.ops is not None:
-            self.ops.forget_owner(c.userns)
+        removed = self.conns.close(req["id"]) or removed
         self.records.drop(str(req["id"]))
         if removed:
             log.info("unregistered %s", req["id"])
         return {"removed": removed}
-
-
-def _unmount_stale(mountpoint: str) -> None:
-    """A previous sysbox-fs that died leaves its mount behind ("Transport endpoint is not connected")."""
-    if detach_all(mountpoint):
-        log.warning("unmounted a stale mount at %s", mountpoint)
 
 
 async def sample_load(registry: Registry) -> None:
@@ -113,32 +124,33 @@ async def sample_load(registry: Registry) -> None:
 
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     registry = Registry(cfg.state_dir)
-    _unmount_stale(cfg.mountpoint)  # first: a dead FUSE mount cannot even be stat'ed (ENOTCONN)
+    server = Server()
+    conns = Connections(cfg.mountpoint, server)
+    # first: the dead connections a killed sysbox-fs left cannot even be stat'ed (ENOTCONN)
+    if conns.sweep():
+        log.warning("unmounted the stale FUSE mounts under %s", cfg.mountpoint)
     os.makedirs(cfg.mountpoint, mode=0o755, exist_ok=True)
-    options = set(pyfuse3.default_options) - {"default_permissions"}
-    options |= {"fsname=sysboxfs", "subtype=sysboxfs", "allow_other", "nosuid", "nodev", "noexec"}
-    ops = SysboxFS(registry)
-    pyfuse3.init(ops, cfg.mountpoint, options)
     listener = await ipcserver.listen(cfg.socket)
-    trap = Trap(registry, cfg.mountpoint)
+    trap = Trap(registry)
     records = Records(cfg.state_dir)
-    service = FsService(registry, cfg, trap, records)
-    service.ops = ops
+    service = FsService(registry, cfg, trap, records, conns)
+    server.start()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(ipcserver.stop_on_signal, nursery.cancel_scope, log)
-            nursery.start_soon(pyfuse3.main)
             nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
             nursery.start_soon(sample_load, registry)
             await nursery.start(trap.serve, cfg.seccomp_socket)
-            # after pyfuse3.main runs: re-attaching looks our own nodes up through FUSE
-            recovered, dropped = await trio.to_thread.run_sync(recover, records, registry, cfg.mountpoint)
+            # in a thread: re-attaching looks our own nodes up through FUSE, served here
+            recovered, dropped = await trio.to_thread.run_sync(recover, records, registry, conns,
+                                                                trio.lowlevel.current_trio_token())
             if recovered or dropped:
                 log.info("after restart: %d running containers recovered, %d records dropped", recovered, dropped)
             log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
             task_status.started()
     finally:
-        pyfuse3.close(unmount=True)
+        conns.close_all()
+        server.stop()
         for cid in list(registry.by_id):  # a clean stop: its containers lose their nodes, as at a crash,
             registry.remove(cid)          # but keep their records so the next sysbox-fs can restore them
         for path in (cfg.socket, cfg.seccomp_socket):

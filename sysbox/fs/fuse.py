@@ -1,211 +1,287 @@
-"""The FUSE filesystem: one mount for all containers, answering each request for its caller.
+"""One container's sysbox-fs tree: the nodes as FUSE inodes of that container's own connection.
 
-pyfuse3 serves a single session per process, so sysbox-fs keeps one mount and identifies the
-container of every lookup/getattr/open from the request's pid (sysbox.fs.registry).  Content is
-generated at open() and served from the handle with direct_io, so every open sees fresh values
-and no container's data lands in a shared page cache.
+Each container has a FUSE connection of its own (sysbox.fs.connections), so the container of
+every request is the connection's, never guessed from the caller; no inode, page or cached
+size is shared between containers.
 
-Ownership: files are reported as owned by host root, whose id no container maps, so inside
-they show as nobody (a known difference from Sysbox, which runs one mount per container).
-Outside /proc/sys attributes are identical for every caller and the kernel may cache them,
-which is what keeps a read near lxcfs's cost; below /proc/sys every container has inodes of
-its own (per_container), so one container's truncating write never shows in another's reads.
+Reads are served from the kernel's page cache.  `open` and `flush` are answered ENOSYS, so the
+kernel stops sending them (it treats files as kept in cache); GETATTR reports a node's true
+size, and an mtime that changes exactly when its content does; with FUSE_AUTO_INVAL_DATA a new
+mtime drops the cached pages.  The attribute timeout is therefore each node's freshness bound
+(FRESHNESS): an open+read+close costs no request at all while it holds, two after.
+A write bumps the node's mtime, so the next read sees what the kernel would show at once.
 
-Permissions are checked in open() as the kernel checks a file's mode: the owner's, group's or
-others' bits for the caller's (host) uid and gid against the node's owner - the container's
-root for emulated files, the real owner for mirrored ones (host root for a host knob, so a
-0600 host file is unreadable from any container, as through a raw procfs).
+Ownership is the kernel's view: emulated files belong to the container's root, mirrored host
+files keep their real owner (host root: nobody inside, as in a raw procfs of a user
+namespace), and the kernel itself applies the modes (default_permissions), capabilities of
+the caller's user namespace included.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
-import os
 import stat
 import time
 
-import pyfuse3
-import trio
-
-from sysbox.fs import nodes
+from sysbox.fs import nodes, wire
 from sysbox.fs.container import Container
-from sysbox.fs.registry import Registry
+from sysbox.fs.nodes.mirror import ID_KNOBS
 
 log = logging.getLogger("sysbox-fs")
-TIMEOUT = 1.0  # entry/attr cache seconds for nodes whose shape never differs between containers
-NS_TIMEOUT = 0.0  # /proc/sys/net: each network namespace has its own interfaces and tables
+
+DIR_TIMEOUT = 1.0  # names and attributes of directories and of nodes whose shape never changes
+# Freshness bounds, seconds: the longest a read may show content older than the source.
+# Longest prefix wins.  0: generated for every read (the kernel asks each time).
+FRESHNESS: dict[str, float] = {
+    "proc/uptime": 0.01,
+    "proc/loadavg": 0.1, "proc/meminfo": 0.1, "proc/stat": 0.1, "proc/diskstats": 0.1, "proc/swaps": 0.1,
+    "proc/cpuinfo": 1.0, "sys/devices/system/cpu/online": 1.0,  # the cpuset and quota are re-read each 1 s
+    "proc/sys": 0.1,
+    "proc/sys/kernel/random/uuid": 0.0,  # a new one at every read
+    "proc/sys/net": 0.0,  # the container's own network state, which it changes by other means too
+    "sys": 0.1,
+}
+# Names below these may come and go with the container's namespaces (interfaces, ...).
+VOLATILE_NAMES = ("proc/sys/net",)
+MAX_CONTENT = 1 << 20
+_READABLE = 0o444
+
+
+def freshness(path: str) -> float:
+    best, bound = -1, 0.0
+    for prefix, seconds in FRESHNESS.items():
+        if (path == prefix or path.startswith(prefix + "/")) and len(prefix) > best:
+            best, bound = len(prefix), seconds
+    return bound
+
+
+def entry_timeout(path: str) -> float:
+    for prefix in VOLATILE_NAMES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return 0.0
+    return DIR_TIMEOUT
+
+
+class Node:
+    """An inode the kernel knows: its path, lookup count, and content snapshot."""
+
+    __slots__ = ("bound", "data", "failed", "ino", "lookups", "path", "taken", "version")
+
+    def __init__(self, ino: int, path: str) -> None:
+        self.ino, self.path, self.lookups = ino, path, 0
+        self.bound = freshness(path)
+        self.data: bytes | None = None  # content as of `taken` (monotonic s), whose size the kernel has
+        self.failed = 0  # errno of the last generation, reported at READ
+        self.taken = 0.0
+        self.version = time.time_ns()  # reported as mtime
+
+    def bump(self) -> None:
+        self.version = max(time.time_ns(), self.version + 1)
 
 
 class Handle:
-    __slots__ = ("container", "data", "entries", "inode", "path", "writable")
+    __slots__ = ("entries", "path")
 
-    def __init__(self, path: str, container: Container | None, data: bytes = b"",
-                 entries: list[tuple[str, bool]] | None = None, writable: bool = False, inode: int = 0) -> None:
-        self.path, self.container, self.data, self.entries, self.writable = path, container, data, entries, writable
-        self.inode = inode
+    def __init__(self, path: str, entries: list[tuple[str, bool]]) -> None:
+        self.path, self.entries = path, entries
 
 
-def per_container(path: str) -> bool:
-    """Paths below /proc/sys get an inode per container: a truncating write (`echo v > knob`)
-    changes the kernel's cached size of the inode it writes, and with one inode for everyone a
-    reader in another container would see that size (a truncated or NUL-padded value).  The
-    /proc/sys mount root itself is shared (sysbox-runc binds it); its children are looked up
-    for each caller (entry timeout 0), so every container resolves to its own inodes."""
-    return path.startswith("proc/sys/")
+class SysboxFS:
+    """The filesystem one connection serves; `container` is set once the container registers
+    (until then, only runc's stat of bind sources comes, and nothing is cached)."""
 
-
-def _fail(err: int) -> pyfuse3.FUSEError:
-    return pyfuse3.FUSEError(err)
-
-
-def allowed(st: nodes.Stat, c: Container, uid: int, gid: int, read: bool, write: bool) -> bool:
-    """The kernel's mode check (without supplementary groups or capabilities, which can only
-    widen it for a container's own files): the caller's class picks the bits that apply."""
-    owner = c.uid if st.uid is None else st.uid
-    group = c.gid if st.gid is None else st.gid
-    shift = 6 if uid == owner else 3 if gid == group else 0
-    need = (4 if read else 0) | (2 if write else 0)
-    return (st.mode >> shift) & need == need
-
-
-class SysboxFS(pyfuse3.Operations):
-    enable_writeback_cache = False
-
-    def __init__(self, registry: Registry) -> None:
-        super().__init__()
-        self.registry = registry
-        self.paths: dict[int, str] = {pyfuse3.ROOT_INODE: ""}
-        # (owner, path) -> inode; owner: the container's user namespace inode for per_container
-        # paths, else 0
-        self.inodes: dict[tuple[int, str], int] = {(0, ""): pyfuse3.ROOT_INODE}
-        self.owners: dict[int, int] = {}  # inode -> owner, for per-container inodes
-        self.next_ino = pyfuse3.ROOT_INODE + 1
+    def __init__(self, uid: int, gid: int) -> None:
+        self.container: Container | None = None
+        self.uid, self.gid = uid, gid  # the container's root, as host ids
+        self.nodes: dict[int, Node] = {wire_root(): Node(wire_root(), "")}
+        self.by_path: dict[str, int] = {"": wire_root()}
+        self.next_ino = wire_root() + 1
+        self.next_dirent = 1 << 40  # inode numbers for directory entries never looked up
         self.handles: dict[int, Handle] = {}
         self.next_fh = 1
-        self.dirs = self._static_dirs()
+        self.dirs = _static_dirs()
         self.started_ns = time.time_ns()
 
     # -- the tree ------------------------------------------------------------------------------
-    @staticmethod
-    def _static_dirs() -> set[str]:
-        dirs = {""}
-        for path in list(nodes.FILES) + list(nodes.SUBTREES):
-            parts = path.split("/")
-            for i in range(1, len(parts)):
-                dirs.add("/".join(parts[:i]))
-        return dirs
-
     def _route(self, path: str) -> tuple[nodes.Subtree | None, str]:
         for root, sub in nodes.SUBTREES.items():
             if path == root or path.startswith(root + "/"):
                 return sub, path[len(root) + 1:]
         return None, path
 
-    async def _stat(self, path: str, c: Container | None) -> nodes.Stat:
+    def _stat(self, path: str) -> nodes.Stat:
         if path in nodes.FILES:
             return nodes.Stat(False, nodes.FILES[path].mode)
         sub, rel = self._route(path)
         if sub is not None:
-            try:
-                st = await sub.stat(rel, c)
-            except OSError as e:
-                raise _fail(e.errno or errno.EIO) from None
+            st = sub.stat(rel, self.container)
             if st is None:
-                raise _fail(errno.ENOENT)
+                raise OSError(errno.ENOENT, path)
             return st
         if path in self.dirs:
             return nodes.Stat(True, 0o555)
-        raise _fail(errno.ENOENT)
+        raise OSError(errno.ENOENT, path)
 
-    def _inode(self, path: str, c: Container | None) -> int:
-        owner = c.userns if c is not None and per_container(path) else 0
-        ino = self.inodes.get((owner, path))
+    def _node(self, ino: int) -> Node:
+        node = self.nodes.get(ino)
+        if node is None:
+            raise OSError(errno.ENOENT, "stale inode")
+        return node
+
+    def _node_for(self, path: str) -> Node:
+        ino = self.by_path.get(path)
         if ino is None:
             ino = self.next_ino
             self.next_ino += 1
-            self.inodes[(owner, path)] = ino
-            self.paths[ino] = path
-            if owner:
-                self.owners[ino] = owner
-        return ino
+            self.by_path[path] = ino
+            self.nodes[ino] = Node(ino, path)
+        return self.nodes[ino]
 
-    def forget_owner(self, owner: int) -> int:
-        """Drop the per-container inodes of a container that is gone; returns how many."""
-        gone = [ino for ino, o in self.owners.items() if o == owner]
-        for ino in gone:
-            del self.inodes[(owner, self.paths.pop(ino))]
-            del self.owners[ino]
-        return len(gone)
+    def _readable_by_container(self, st: nodes.Stat) -> bool:
+        if not st.mode & _READABLE:
+            return False
+        owned = st.uid is None or st.uid == self.uid
+        return owned or bool(st.mode & 0o004)
 
-    def _attrs(self, path: str, st: nodes.Stat, c: Container | None) -> pyfuse3.EntryAttributes:
-        a = pyfuse3.EntryAttributes()
-        a.st_ino = self._inode(path, c)
-        if st.is_link:
-            a.st_mode = stat.S_IFLNK | 0o777
-        else:
-            a.st_mode = (stat.S_IFDIR if st.is_dir else stat.S_IFREG) | st.mode
-        a.st_nlink = 2 if st.is_dir else 1
-        a.st_uid = a.st_gid = 0
-        a.st_size = 0 if st.is_dir else st.size
-        a.st_blksize = 4096
-        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.started_ns
-        timeout = NS_TIMEOUT if path == "proc/sys/net" or path.startswith("proc/sys/net/") else TIMEOUT
-        a.attr_timeout = timeout
-        a.entry_timeout = 0.0 if per_container(path) else timeout
-        return a
-
-    def _path(self, inode: int) -> str:
+    def _content(self, node: Node, st: nodes.Stat, force: bool = False) -> bytes | None:
+        """The node's snapshot, regenerated when older than its bound (or forced)."""
+        c = self.container
+        if c is None:
+            return None
+        now = time.monotonic()
+        if not force and node.data is not None and now - node.taken < node.bound:
+            return node.data
         try:
-            return self.paths[inode]
-        except KeyError:
-            raise _fail(errno.ENOENT) from None
-
-    # -- operations ----------------------------------------------------------------------------
-    async def lookup(self, parent_inode, name, ctx):
-        parent = self._path(parent_inode)
-        name = os.fsdecode(name)
-        if name in (".", ".."):
-            raise _fail(errno.ENOENT)
-        path = f"{parent}/{name}" if parent else name
-        c = self.registry.caller(ctx.pid)
-        return self._attrs(path, await self._stat(path, c), c)
-
-    async def getattr(self, inode, ctx):
-        path = self._path(inode)
-        c = self.registry.caller(ctx.pid)
-        return self._attrs(path, await self._stat(path, c), c)
-
-    async def setattr(self, inode, attr, fields, fh, ctx):
-        # `echo 1 > knob` opens with O_TRUNC: the truncate is a no-op, the write carries the value
-        if fields.update_mode or fields.update_uid or fields.update_gid:
-            raise _fail(errno.EPERM)
-        return await self.getattr(inode, ctx)
-
-    async def readlink(self, inode, ctx):
-        sub, rel = self._route(self._path(inode))
-        if sub is None:
-            raise _fail(errno.EINVAL)
-        try:
-            return os.fsencode(sub.readlink(rel, self.registry.caller(ctx.pid)))
+            data = (self._generate(node.path, c))[:MAX_CONTENT]
+            node.failed = 0
         except OSError as e:
-            raise _fail(e.errno or errno.EINVAL) from None
+            node.failed = e.errno or errno.EIO
+            data = b""
+        if data != node.data:
+            node.bump()
+        node.data, node.taken = data, now
+        return data
 
-    def _new_handle(self, h: Handle) -> int:
-        fh = self.next_fh
-        self.next_fh += 1
-        self.handles[fh] = h
-        return fh
+    def _generate(self, path: str, c: Container) -> bytes:
+        if path in nodes.FILES:
+            return nodes.FILES[path].read(c)
+        sub, rel = self._route(path)
+        if sub is None:
+            raise OSError(errno.EISDIR, "is a directory")
+        return sub.read(rel, c)
 
-    async def opendir(self, inode, ctx):
-        path = self._path(inode)
-        c = self.registry.caller(ctx.pid)
+    def _attr(self, node: Node, st: nodes.Stat, generate: bool = True) -> wire.Attr:
+        """`generate`: False for LOOKUP, which reports the snapshot it has (or a placeholder
+        the kernel asks again for at the first read): a lookup alone (stat, ls, a procfs
+        mounted inside cloning the nodes) does not pay for the content."""
+        owner = self.uid if st.uid is None else st.uid
+        group = self.gid if st.gid is None else st.gid
+        if st.is_link:
+            return wire.Attr(node.ino, stat.S_IFLNK | 0o777, 0, owner, group, self.started_ns, DIR_TIMEOUT)
+        if st.is_dir:
+            return wire.Attr(node.ino, stat.S_IFDIR | st.mode, 0, owner, group, self.started_ns, DIR_TIMEOUT, 2)
+        mode = stat.S_IFREG | st.mode
+        if self.container is None or not self._readable_by_container(st):
+            # nothing to cache: the size is a placeholder (a short READ corrects it)
+            node.data = None
+            return wire.Attr(node.ino, mode, st.size, owner, group, node.version, 0.0)
+        if not generate:
+            if node.data is None or time.monotonic() - node.taken >= node.bound:
+                return wire.Attr(node.ino, mode, len(node.data) if node.data is not None else st.size, owner, group,
+                                 node.version, 0.0)
+            return wire.Attr(node.ino, mode, len(node.data), owner, group, node.version,
+                             node.bound - (time.monotonic() - node.taken))
+        data = self._content(node, st)
+        assert data is not None
+        return wire.Attr(node.ino, mode, len(data), owner, group, node.version, node.bound)
+
+    def is_slow(self, path: str) -> bool:
+        """Reads that fork a helper (an id knob, read as the container's root)."""
+        return path.startswith("proc/sys/") and path[len("proc/sys/"):] in ID_KNOBS
+
+    # -- operations, as the session calls them -------------------------------------------------
+    def lookup(self, parent_ino: int, name: str) -> tuple[wire.Attr, float]:
+        parent = self._node(parent_ino).path
+        if name in (".", "..") or "/" in name:
+            raise OSError(errno.ENOENT, name)
+        path = f"{parent}/{name}" if parent else name
+        st = self._stat(path)
+        node = self._node_for(path)
+        attr = self._attr(node, st, generate=False)
+        node.lookups += 1
+        return attr, entry_timeout(path)
+
+    def forget(self, ino: int, count: int) -> None:
+        node = self.nodes.get(ino)
+        if node is None or ino == wire_root():
+            return
+        node.lookups -= count
+        if node.lookups <= 0:
+            del self.nodes[ino]
+            self.by_path.pop(node.path, None)
+
+    def getattr(self, ino: int) -> wire.Attr:
+        node = self._node(ino)
+        if ino == wire_root():
+            # only the container's root (and host root) may enter: a host user may not read
+            # another's container through the host mount
+            return wire.Attr(ino, stat.S_IFDIR | 0o700, 0, self.uid, self.gid, self.started_ns, DIR_TIMEOUT, 2)
+        return self._attr(node, self._stat(node.path))
+
+    def setattr(self, ino: int, valid: int) -> wire.Attr:
+        # `echo 1 > knob` truncates first (O_TRUNC through SETATTR): a no-op, answered with the
+        # true size so nobody's cached size drops to 0; the write carries the value.
+        if valid & (wire.FATTR_MODE | wire.FATTR_UID | wire.FATTR_GID):
+            raise OSError(errno.EPERM, "attributes are fixed")
+        return self.getattr(ino)
+
+    def readlink(self, ino: int) -> bytes:
+        sub, rel = self._route(self._node(ino).path)
+        if sub is None:
+            raise OSError(errno.EINVAL, "not a link")
+        return sub.readlink(rel, self.container).encode()
+
+    def read(self, ino: int, offset: int, size: int) -> bytes:
+        node = self._node(ino)
+        if self.container is None:
+            raise OSError(errno.EACCES, "no container yet")
+        if node.data is None:
+            st = self._stat(node.path)
+            if st.is_dir:
+                raise OSError(errno.EISDIR, node.path)
+            self._content(node, st, force=True)
+        if node.failed:
+            raise OSError(node.failed, node.path)
+        assert node.data is not None
+        return node.data[offset:offset + size]
+
+    def write(self, ino: int, offset: int, data: bytes) -> int:
+        node = self._node(ino)
+        c = self.container
+        if c is None:
+            raise OSError(errno.EACCES, "no container yet")
+        if offset != 0:
+            raise OSError(errno.EINVAL, "sysctl semantics: one value per write, from the start")
+        try:
+            if node.path in nodes.FILES:
+                nodes.FILES[node.path].write(c, data)
+            else:
+                sub, rel = self._route(node.path)
+                if sub is None:
+                    raise OSError(errno.EISDIR, node.path)
+                sub.write(rel, c, data)
+        finally:
+            # whatever happened, the page the kernel wrote into is not the node's content
+            node.data = None
+            node.bump()
+        return len(data)
+
+    def opendir(self, ino: int) -> int:
+        path = self._node(ino).path
         sub, rel = self._route(path)
         if sub is not None:
-            try:
-                entries = await sub.listdir(rel, c)
-            except OSError as e:
-                raise _fail(e.errno or errno.EIO) from None
+            entries = sub.listdir(rel, self.container)
         else:
             prefix = f"{path}/" if path else ""
             names: dict[str, bool] = {}
@@ -214,94 +290,43 @@ class SysboxFS(pyfuse3.Operations):
                     head, _, tail = p[len(prefix):].partition("/")
                     names[head] = names.get(head, False) or bool(tail) or p in self.dirs or p in nodes.SUBTREES
             entries = sorted(names.items())
-        return self._new_handle(Handle(path, c, entries=entries))
+        fh = self.next_fh
+        self.next_fh += 1
+        self.handles[fh] = Handle(path, entries)
+        return fh
 
-    async def readdir(self, fh, start_id, token):
-        h = self.handles[fh]
-        assert h.entries is not None
-        for i in range(start_id, len(h.entries)):
+    def readdir(self, fh: int, offset: int, size: int) -> bytes:
+        h = self.handles.get(fh)
+        if h is None:
+            raise OSError(errno.EBADF, "no such directory handle")
+        out: list[bytes] = []
+        used = 0
+        for i in range(offset, len(h.entries)):
             name, is_dir = h.entries[i]
             path = f"{h.path}/{name}" if h.path else name
-            attrs = self._attrs(path, nodes.Stat(is_dir, 0o555 if is_dir else 0o444), h.container)
-            if not pyfuse3.readdir_reply(token, os.fsencode(name), attrs, i + 1):
-                return
+            ino = self.by_path.get(path)
+            if ino is None:
+                ino = self.next_dirent
+                self.next_dirent += 1
+            ent = wire.dirent(ino, i + 1, name.encode(), 4 if is_dir else 8)  # DT_DIR, DT_REG
+            if used + len(ent) > size:
+                break
+            out.append(ent)
+            used += len(ent)
+        return b"".join(out)
 
-    async def releasedir(self, fh):
+    def releasedir(self, fh: int) -> None:
         self.handles.pop(fh, None)
 
-    async def open(self, inode, flags, ctx):
-        path = self._path(inode)
-        c = self.registry.caller(ctx.pid)
-        if c is None:
-            raise _fail(errno.EACCES)  # not a registered container: nothing to show
-        accmode = flags & os.O_ACCMODE
-        want_write = accmode in (os.O_WRONLY, os.O_RDWR)
-        if not allowed(await self._stat(path, c), c, ctx.uid, ctx.gid, accmode != os.O_WRONLY, want_write):
-            raise _fail(errno.EACCES)
-        data = b""
-        if accmode != os.O_WRONLY:
-            data = await self._read(path, c)
-        fh = self._new_handle(Handle(path, c, data=data, writable=want_write, inode=inode))
-        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
 
-    async def _read(self, path: str, c: Container) -> bytes:
-        try:
-            if path in nodes.FILES:
-                return nodes.FILES[path].read(c)
-            sub, rel = self._route(path)
-            if sub is None:
-                raise OSError(errno.EISDIR, "is a directory")
-            return await sub.read(rel, c)
-        except OSError as e:
-            raise _fail(e.errno or errno.EIO) from None
+def wire_root() -> int:
+    return 1  # FUSE_ROOT_ID
 
-    async def read(self, fh, off, size):
-        return self.handles[fh].data[off:off + size]
 
-    async def write(self, fh, off, buf):
-        h = self.handles[fh]
-        if not h.writable or h.container is None:
-            raise _fail(errno.EBADF)
-        if off != 0:
-            raise _fail(errno.EINVAL)  # sysctl semantics: one value per write, from the start
-        try:
-            if h.path in nodes.FILES:
-                nodes.FILES[h.path].write(h.container, bytes(buf))
-            else:
-                sub, rel = self._route(h.path)
-                assert sub is not None
-                await sub.write(rel, h.container, bytes(buf))
-        except OSError as e:
-            raise _fail(e.errno or errno.EIO) from None
-        return len(buf)
-
-    async def flush(self, fh):
-        h = self.handles.get(fh)
-        if h is not None and h.writable:
-            # The truncating open (`echo 1 > knob`) set the kernel's cached size to 0, and reads
-            # stop at the cached size even with direct_io, without asking us: the next reader
-            # would see an empty file.  Storing one byte at the end of the nominal size extends it
-            # again; dropping the page afterwards keeps nothing stale (reads are direct anyway).
-            # Done in flush, which close() waits for; release arrives too late.
-            # In a worker thread: notify_store writes into the page cache and waits for its page
-            # lock, which another reader of this file may hold while it waits for *us* - called
-            # from this (the only request-serving) thread it deadlocked the daemon under load.
-            ino = h.inode
-
-            def restore() -> None:
-                pyfuse3.notify_store(ino, nodes.Stat(False, 0).size - 1, b"\n")
-                pyfuse3.invalidate_inode(ino, attr_only=False)
-
-            try:
-                await trio.to_thread.run_sync(restore)
-            except OSError as e:
-                log.warning("could not restore the size of %s: %s", h.path, e)
-
-    async def release(self, fh):
-        self.handles.pop(fh, None)
-
-    async def statfs(self, ctx):
-        s = pyfuse3.StatvfsData()
-        s.f_bsize = s.f_frsize = 4096
-        s.f_namemax = 255
-        return s
+def _static_dirs() -> set[str]:
+    dirs = {""}
+    for path in list(nodes.FILES) + list(nodes.SUBTREES):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            dirs.add("/".join(parts[:i]))
+    return dirs

@@ -21,6 +21,7 @@ MOUNTS: list[tuple[str, str, str, str | None]] = [
     ("sys/module/nf_conntrack/parameters", "/sys/module/nf_conntrack/parameters", "dir",
      "/sys/module/nf_conntrack/parameters"),
     ("proc/sys", "/proc/sys", "late", None),
+    ("proc/pressure", "/proc/pressure", "late", "/proc/pressure"),
 ]
 # The FUSE mount is nosuid,nodev,noexec; a bind made inside a user namespace must repeat
 # those locked flags or runc's remount fails with EPERM.

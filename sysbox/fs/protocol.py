@@ -1,12 +1,14 @@
 """sysbox-fs's control protocol: JSON lines over a root-only unix socket (see sysbox.ipc).
 
 ping        {}                              -> {version, pid, mountpoint, seccomp_socket, instance}
+prepare     {id, uid, gid}                  -> {mountpoint}  the container's own FUSE connection, mounted
+            before `runc create` binds its nodes (uid, gid: its root, as host ids)
 register    {id, pid, uid, gid, size, masked?, immutable?, instance?} -> {}  the container whose
             init is `pid`; masked: paths under /proc it masks, masked again in procfs it mounts
             later; immutable: absolute mount points (masked and read-only paths) the container
             may not unmount, move away or remount read-write;
             instance: the `ping` instance whose mount the container's spec bound (if another
-            sysbox-fs has started since, the nodes are re-attached from the current mount)
+            sysbox-fs has started since, or none was prepared, a new connection is attached)
 unregister  {id}                            -> {removed}
 status      {}                              -> {mountpoint, containers: [...]}
 """
@@ -31,6 +33,7 @@ def _op(name, props=None, required=()):
 REQUESTS = {
     "ping": _op("ping"),
     "status": _op("status"),
+    "prepare": _op("prepare", {"id": _ID, "uid": _U32, "gid": _U32}, ("id", "uid", "gid")),
     "register": _op("register", {"id": _ID, "pid": {"type": "integer", "minimum": 1, "maximum": 4194304},
                                  "uid": _U32, "gid": _U32, "size": {"type": "integer", "minimum": 1},
                                  "masked": {"type": "array", "maxItems": 256, "items": {

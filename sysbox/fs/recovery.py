@@ -2,9 +2,9 @@
 
 Each registration is also written to <state-dir>/containers/<id>.json (removed at unregister).
 A sysbox-fs that starts and finds records re-registers each container whose init still runs
-(same pid and start time), then attaches its freshly mounted nodes inside the container's
-mount namespace on top of the dead ones the killed daemon left: reads fail while no sysbox-fs
-runs (ENOTCONN), and work again once the new one has started.  What cannot come back: the
+(same pid and start time), gives it a new connection, then attaches that connection's nodes
+inside the container's mount namespace on top of the dead ones the killed daemon left: reads
+fail while no sysbox-fs runs (ENOTCONN), and work again once the new one has started.  What cannot come back: the
 seccomp listener fds died with the old process, so trapped mount/umount2 calls of containers
 started before the restart get ENOSYS from then on.
 """
@@ -81,9 +81,24 @@ def reattach(mountpoint: str, pid: int) -> list[str]:
     return failed
 
 
-def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]:
+def recover(records: Records, registry: Any, conns: Any, token: Any) -> tuple[int, int]:
     """Re-register and re-attach every recorded container still running; drop the others.
-    Returns (recovered, dropped)."""
+    Returns (recovered, dropped).  Runs in a worker thread: the registry and the connections
+    are changed in the trio thread (`token`); the FUSE server thread serves the lookups
+    re-attaching makes."""
+    import trio
+
+    def add(rec: dict[str, Any]) -> Any:
+        c = registry.add(rec["id"], rec["pid"], rec["uid"], rec["gid"], rec["size"], rec.get("masked"),
+                         rec.get("immutable"))
+        try:
+            conn = conns.open(rec["id"], rec["uid"], rec["gid"])
+        except BaseException:
+            registry.remove(rec["id"])
+            raise
+        conn.fs.container, c.mountpoint = c, conn.path
+        return c
+
     recovered = dropped = 0
     for rec in records.load():
         cid, pid = rec.get("id"), rec.get("pid")
@@ -92,13 +107,13 @@ def recover(records: Records, registry: Any, mountpoint: str) -> tuple[int, int]
             dropped += 1
             continue
         try:
-            c = registry.add(cid, pid, rec["uid"], rec["gid"], rec["size"], rec.get("masked"), rec.get("immutable"))
+            c = trio.from_thread.run_sync(add, rec, trio_token=token)
         except (OSError, ValueError, KeyError) as e:
             log.warning("could not re-register %s after restart: %s", cid, e)
             records.drop(cid)
             dropped += 1
             continue
-        failed = reattach(mountpoint, pid)
+        failed = reattach(c.mountpoint, pid)
         c.forget_mounts()
         if failed:
             log.warning("re-attached %s with failures: %s", cid, "; ".join(failed))

@@ -7,7 +7,7 @@ lxcfs's users.  This small separate process pings the daemon's control socket; w
 comes for `timeout` seconds while the daemon still exists, it aborts the FUSE connection
 (umount with MNT_FORCE calls FUSE's umount_begin, which fails every pending and future request
 with ENOTCONN).  Reads then fail fast with an errno, and containers can stop and be deleted.
-It exits with the daemon, and after an abort (the connection cannot be revived).
+It exits with the daemon, and after an abort (the connections cannot be revived).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import time
 from sysbox.linux.proc import start_time
 
 log = logging.getLogger("sysbox-fs-watchdog")
-MNT_FORCE = 1
 
 
 def _ping(socket: str, timeout: float) -> bool:
@@ -35,12 +34,10 @@ def _ping(socket: str, timeout: float) -> bool:
 
 
 def abort(mountpoint: str) -> None:
-    from sysbox.linux import syscalls as sc
+    from sysbox.linux import fusedev
 
-    try:
-        sc.umount2(mountpoint, MNT_FORCE)  # aborts the connection even when the mount stays (EBUSY)
-    except OSError as e:
-        log.info("forced umount of %s: %s (the connection is aborted regardless)", mountpoint, e.strerror)
+    for point in fusedev.mounted_under(mountpoint):
+        fusedev.abort(point)  # aborts the connection even when the mount stays (EBUSY)
 
 
 def watch(pid: int, socket: str, mountpoint: str, timeout: float) -> int:

@@ -49,3 +49,38 @@ def read_memory(pid: int, addr: int, size: int) -> bytes:
     if len(data) != size:
         raise OSError(errno.EFAULT, "bad address")
     return data
+
+
+def open_mem(pid: int) -> int:
+    """The caller's memory for writing, bound to its address space from now on (a pid that
+    is reused later does not redirect it)."""
+    return os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+
+
+def writable(pid: int, addr: int, size: int) -> bool:
+    """Is [addr, addr+size) mapped writable in the caller?  /proc/PID/mem writes through page
+    protections (FOLL_FORCE); the kernel's own copy-out would fault on a read-only page, and
+    so must we."""
+    end = addr + size
+    with open(f"/proc/{pid}/maps", "rb") as f:
+        for line in f:
+            span, perms = line.split(b" ", 2)[:2]
+            lo, hi = (int(x, 16) for x in span.split(b"-"))
+            if lo <= addr < hi:
+                if perms[1:2] != b"w":
+                    return False
+                if end <= hi:
+                    return True
+                addr = hi  # continues in the next mapping, which must start here
+            elif lo > addr:
+                return False
+    return False
+
+
+def write_memory(fd: int, addr: int, data: bytes) -> None:
+    try:
+        written = os.pwrite(fd, data, addr)
+    except OSError:
+        raise OSError(errno.EFAULT, "bad address") from None
+    if written != len(data):
+        raise OSError(errno.EFAULT, "bad address")

@@ -58,9 +58,9 @@ _NUMBERS = {
     "x86_64": {"mount": 165, "umount2": 166, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
                "fsopen": 430, "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "creat": 85,
                "open": 2, "openat": 257, "mknod": 133, "mknodat": 259, "setxattr": 188, "lsetxattr": 189,
-               "fsetxattr": 190},
+               "fsetxattr": 190, "sysinfo": 99},
     "aarch64": {"mount": 40, "umount2": 39, "open_tree": 428, "move_mount": 429, "mount_setattr": 442,
                 "fsopen": 430, "fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "openat": 56, "mknodat": 33,
-                "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7},
+                "setxattr": 5, "lsetxattr": 6, "fsetxattr": 7, "sysinfo": 179},
 }
 TRAPPED_NAMES = {nr: name for name, nr in _NUMBERS.get(os.uname().machine, _NUMBERS["x86_64"]).items()}

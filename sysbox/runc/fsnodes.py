@@ -67,8 +67,8 @@ def attach_late(mountpoint: str, pid: int) -> None:
     """Move each "late" node onto its destination inside the container of `pid`."""
     from sysbox.linux import nsmount
 
-    for src, dest, how, _ in MOUNTS:
-        if how != "late":
+    for src, dest, how, needs in MOUNTS:
+        if how != "late" or (needs and not os.path.exists(needs)):
             continue
         try:
             nsmount.move_into(pid, os.path.join(mountpoint, src), dest)

@@ -320,22 +320,19 @@ class Cgroups(Step):
         ctx.host.save(ctx.cdir, rec)
 
 
-class FsAttach(Step):
-    """Registration with sysbox-fs, and its nodes runc cannot mount (/proc/sys)."""
+class FsMount(Step):
+    """The container's own sysbox-fs connection, mounted before the spec binds its nodes."""
 
-    name = "sysbox-fs attach"
+    name = "sysbox-fs mount"
 
     def do(self, ctx: Context, rec: Record, work: Work) -> None:
         if not work.fs:
             return
-        assert rec.pid is not None
         rec.fs = work.fs
         ctx.host.save(ctx.cdir, rec)
-        from sysbox.runc import fsnodes
-
-        ctx.host.fs(work.fs["socket"], "register",
-                    **fsnodes.register_args(rec.id, rec.pid, work.uid, work.gid, work.size, work.new, work.fs))
-        ctx.host.fs_attach_late(work.fs["mountpoint"], rec.pid)
+        info = ctx.host.fs(work.fs["socket"], "prepare", id=rec.id, uid=work.uid, gid=work.gid)
+        work.fs = rec.fs = {**work.fs, "mountpoint": info["mountpoint"]}
+        ctx.host.save(ctx.cdir, rec)
 
     def undo(self, ctx: Context, rec: Record) -> None:
         if not rec.fs:
@@ -348,6 +345,23 @@ class FsAttach(Step):
             ctx.log("warning", f"could not unregister {rec.id} from sysbox-fs: {e}")
 
 
+class FsAttach(Step):
+    """Registration with sysbox-fs, and its nodes runc cannot mount (/proc/sys).  Undone with
+    FsMount (unregistering ends the connection too)."""
+
+    name = "sysbox-fs attach"
+
+    def do(self, ctx: Context, rec: Record, work: Work) -> None:
+        if not work.fs:
+            return
+        assert rec.pid is not None
+        from sysbox.runc import fsnodes
+
+        ctx.host.fs(work.fs["socket"], "register",
+                    **fsnodes.register_args(rec.id, rec.pid, work.uid, work.gid, work.size, work.new, work.fs))
+        ctx.host.fs_attach_late(work.fs["mountpoint"], rec.pid)
+
+
 class MgrUpdate(Step):
     name = "manager update"
 
@@ -358,7 +372,7 @@ class MgrUpdate(Step):
 
 
 STEPS: tuple[Step, ...] = (StateDir(), Register(), Rootfs(), NamespaceMounts(), JoinedSysctls(), Devices(),
-                           Transform(), Binds(), Bundle(), RuncCreate(), Cgroups(), FsAttach(), MgrUpdate())
+                           FsMount(), Transform(), Binds(), Bundle(), RuncCreate(), Cgroups(), FsAttach(), MgrUpdate())
 
 
 def _each(paths: list[str], undo: Any) -> None:

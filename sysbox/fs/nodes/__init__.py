@@ -42,16 +42,16 @@ class File:
 
 
 class Subtree:
-    async def stat(self, rel: str, c: Container | None) -> Stat | None:
+    def stat(self, rel: str, c: Container | None) -> Stat | None:
         raise NotImplementedError
 
-    async def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
+    def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
         raise NotImplementedError
 
-    async def read(self, rel: str, c: Container) -> bytes:
+    def read(self, rel: str, c: Container) -> bytes:
         raise NotImplementedError
 
-    async def write(self, rel: str, c: Container, data: bytes) -> None:
+    def write(self, rel: str, c: Container, data: bytes) -> None:
         raise OSError(errno.EACCES, "read-only")
 
     def readlink(self, rel: str, c: Container | None = None) -> str:
@@ -87,6 +87,7 @@ def _table() -> tuple[dict[str, File], dict[str, Subtree]]:
         proc_diskstats,
         proc_loadavg,
         proc_meminfo,
+        proc_pressure,
         proc_stat,
         proc_swaps,
         proc_sys,
@@ -112,6 +113,8 @@ def _table() -> tuple[dict[str, File], dict[str, Subtree]]:
         "sys/kernel": sys_kernel.SysKernel(),
         "sys/devices/virtual": sys_devices_virtual.DevicesVirtual(),
     }
+    if proc_pressure.kinds():
+        subtrees["proc/pressure"] = proc_pressure.Pressure()
     if os.path.isdir(sys_nf_conntrack.HOST):
         subtrees["sys/module/nf_conntrack/parameters"] = sys_nf_conntrack.Parameters()
     return files, subtrees

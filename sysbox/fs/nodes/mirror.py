@@ -17,8 +17,6 @@ import stat as st_
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
-import trio
-
 from sysbox.fs.container import Container
 from sysbox.fs.nodes import Stat, Subtree
 from sysbox.linux import ns
@@ -116,7 +114,7 @@ class HostMirror(Subtree):
         kinds = self.namespaces(rel)
         return bool(kinds) and c is not None and all(c.owned.get(k, False) for k in kinds)
 
-    async def stat(self, rel: str, c: Container | None) -> Stat | None:
+    def stat(self, rel: str, c: Container | None) -> Stat | None:
         if rel in self.emulated:
             return Stat(False, self.emulated[rel].mode)
         if rel in self.hidden:
@@ -134,7 +132,7 @@ class HostMirror(Subtree):
         mode = st.st_mode & (0o777 if self.writable(rel) else 0o555)
         return Stat(False, mode, uid=st.st_uid, gid=st.st_gid)
 
-    async def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
+    def listdir(self, rel: str, c: Container | None) -> list[tuple[str, bool]]:
         if rel in self.hidden:
             return []
         names: dict[str, bool] = {}
@@ -158,7 +156,7 @@ class HostMirror(Subtree):
                 names[head] = bool(tail) or path in self.hidden
         return sorted(names.items())
 
-    async def read(self, rel: str, c: Container) -> bytes:
+    def read(self, rel: str, c: Container) -> bytes:
         if rel in self.emulated:
             return self.emulated[rel].read(c, rel)
 
@@ -166,10 +164,10 @@ class HostMirror(Subtree):
             with open(self._path(rel, c), "rb") as f:
                 return f.read()
         if rel in ID_KNOBS and self.container_owns(rel, c):
-            return await trio.to_thread.run_sync(as_container_root, c, self.namespaces(rel), do)
+            return as_container_root(c, self.namespaces(rel), do)
         return in_namespaces(c, self.namespaces(rel), do)
 
-    async def write(self, rel: str, c: Container, data: bytes) -> None:
+    def write(self, rel: str, c: Container, data: bytes) -> None:
         if rel in self.emulated:
             return self.emulated[rel].write(c, rel, data)
         if not self.writable(rel):
@@ -183,7 +181,7 @@ class HostMirror(Subtree):
                 os.write(fd, data)
             finally:
                 os.close(fd)
-        await trio.to_thread.run_sync(as_container_root, c, self.namespaces(rel), do)
+        as_container_root(c, self.namespaces(rel), do)
 
     def readlink(self, rel: str, c: Container | None = None) -> str:
         return os.readlink(self._path(rel, c))

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import time
+
 from sysbox.fs.cgroupview import UNLIMITED
 from sysbox.fs.container import Container
 from sysbox.fs.nodes import File, host_read
 
+HOST_TTL = 0.1  # seconds the host's meminfo is shared between the containers' reads
+
+_cache: tuple[float, list[tuple[str, int, str]], list[str]] = (-1.0, [], [])
+
+
+def _host() -> tuple[list[tuple[str, int, str]], list[str]]:
+    """The host's meminfo, parsed and rendered once per HOST_TTL for every container (50
+    containers polling meminfo would otherwise each parse the same 50 lines)."""
+    global _cache
+    now = time.monotonic()
+    if now - _cache[0] >= HOST_TTL:
+        fields, lines = [], []
+        for line in host_read("/proc/meminfo").decode().splitlines():
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            fields.append((key, int(parts[0]), parts[1] if len(parts) > 1 else ""))
+            lines.append(line)
+        _cache = (now, fields, lines)
+    return _cache[1], _cache[2]
+
 
 def host_meminfo() -> list[tuple[str, int, str]]:
-    out = []
-    for line in host_read("/proc/meminfo").decode().splitlines():
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        out.append((key, int(parts[0]), parts[1] if len(parts) > 1 else ""))
-    return out
+    return _host()[0]
 
 
 class Meminfo(File):
     def read(self, c: Container) -> bytes:
-        host = host_meminfo()
+        host, host_lines = _host()
         hv = {k: v for k, v, _ in host}
         m = c.cgroups.memory()
         kib = {}
@@ -36,6 +53,11 @@ class Meminfo(File):
                    "Active(anon)": m["active_anon"] // 1024, "Inactive(anon)": m["inactive_anon"] // 1024,
                    "Active(file)": m["active_file"] // 1024, "Inactive(file)": m["inactive_file"] // 1024,
                    "Shmem": m["shmem"] // 1024,
+                   # the host's slab would count as the container's cache (busybox free's buff/cache)
+                   "Slab": min(used, (m["slab_reclaimable"] + m["slab_unreclaimable"]) // 1024),
+                   "SReclaimable": min(cache, m["slab_reclaimable"] // 1024),
+                   "SUnreclaim": min(used, m["slab_unreclaimable"] // 1024),
                    "SwapTotal": swap_total, "SwapFree": max(0, swap_total - m["swap_usage"] // 1024)}
-        lines = [f"{k + ':':<16}{kib.get(k, v):>8}{' ' + unit if unit else ''}" for k, v, unit in host]
+        lines = [f"{k + ':':<16}{kib[k]:>8}{' ' + unit if unit else ''}" if k in kib else line
+                 for (k, _v, unit), line in zip(host, host_lines, strict=True)]
         return ("\n".join(lines) + "\n").encode()

@@ -30,10 +30,10 @@ import socket
 import trio
 
 from sysbox.fs.registry import Registry
-from sysbox.fs.trap import guards, procmount
+from sysbox.fs.trap import guards, procmount, sysinfo
 from sysbox.linux import ns, seccomp
 from sysbox.linux import syscalls as sc
-from sysbox.linux.procmem import read_memory, read_string
+from sysbox.linux.procmem import open_mem, read_memory, read_string, writable, write_memory
 
 log = logging.getLogger("sysbox-fs")
 _PROPAGATION = sc.MS_SHARED | sc.MS_SLAVE | sc.MS_PRIVATE | sc.MS_UNBINDABLE
@@ -53,8 +53,8 @@ def _privileged(pid: int, kinds: tuple[str, ...]) -> bool:
 
 
 class Trap:
-    def __init__(self, registry: Registry, mountpoint: str) -> None:
-        self.registry, self.mountpoint = registry, mountpoint
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
         self.served = 0
         self.emulated = 0
         self.failed = 0  # requests whose handling raised (answered with an errno all the same)
@@ -114,10 +114,14 @@ class Trap:
             os.close(fd)
 
     async def _answer(self, fd: int, n: seccomp.Notification) -> None:
-        """Decide in a worker thread, then answer: always exactly one answer per notification."""
+        """Decide in a worker thread, then answer: always exactly one answer per notification.
+        sysinfo(2) is answered here: a few small reads, and programs call it often."""
         self.served += 1
         try:
-            result = await trio.to_thread.run_sync(self._decide, n)
+            if seccomp.TRAPPED_NAMES.get(n.nr) == "sysinfo":
+                result = self._sysinfo(fd, n)
+            else:
+                result = await trio.to_thread.run_sync(self._decide, n)
         except Exception as e:  # noqa: BLE001 - contained to this request
             self.failed += 1
             log.warning("trap: pid %d, syscall %d: %s: %s; answered EPERM", n.pid, n.nr, type(e).__name__, e)
@@ -150,6 +154,29 @@ class Trap:
                 return errno.ESRCH  # the caller is gone; the answer goes nowhere
             return e.errno or errno.EIO
 
+    def _sysinfo(self, fd: int, n: seccomp.Notification) -> object:
+        """The container's struct sysinfo, written where the caller asked; EFAULT where the
+        kernel would fault.  The memory is opened, and the maps read, before the notification
+        is confirmed pending: both then belong to the caller, not to a process reusing its pid."""
+        c = self.registry.caller(n.pid)
+        if c is None:
+            return CONTINUE
+        addr = n.args[0]
+        try:
+            mem = open_mem(n.pid)
+        except OSError:
+            return errno.ESRCH
+        try:
+            ok = writable(n.pid, addr, sysinfo.SIZE)
+            if not seccomp.id_valid(fd, n.id):
+                return errno.ESRCH  # the caller is gone; the answer goes nowhere
+            if not ok:
+                return errno.EFAULT
+            write_memory(mem, addr, sysinfo.build(c))
+        finally:
+            os.close(mem)
+        return 0
+
     def _mount(self, n: seccomp.Notification) -> object:
         flags = n.args[3] & 0xFFFFFFFF
         c = self.registry.caller(n.pid)
@@ -161,7 +188,7 @@ class Trap:
                 return CONTINUE  # the kernel refuses it, as for any unprivileged caller
             target = read_string(n.pid, n.args[1])
             data = read_string(n.pid, n.args[4]) if n.args[4] else ""
-            code = procmount.mount_proc(n.pid, target, flags, data, self.mountpoint, c.masked)
+            code = procmount.mount_proc(n.pid, target, flags, data, c.mountpoint, c.masked)
             self.emulated += 1
             log.info("mount proc at %s for pid %d of %s: %s", target, n.pid, c.id,
                      os.strerror(code) if code else "ok")

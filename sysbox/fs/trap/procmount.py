@@ -44,8 +44,8 @@ def decline_unresolved(code: int) -> int:
 def _nodes(mountpoint: str, readonly: bool, clones: list[tuple[int, str]]) -> None:
     """Append detached clones of the FUSE nodes that live under /proc, with their place in a
     procfs, to `clones` (the caller closes them, also when this fails part-way)."""
-    for src, dest, _how, _needs in MOUNTS:
-        if not dest.startswith("/proc/"):
+    for src, dest, _how, needs in MOUNTS:
+        if not dest.startswith("/proc/") or (needs and not os.path.exists(needs)):
             continue
         fd = sc.open_tree(os.path.join(mountpoint, src), sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC)
         clones.append((fd, dest[len("/proc/"):]))

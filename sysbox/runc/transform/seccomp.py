@@ -11,6 +11,7 @@ stay in place; so are the new mount API calls that reach the same mounts (open_t
 move_mount, mount_setattr, fsopen), and, through argument filters, only the mode-setting calls
 that carry S_ISUID or S_ISGID (chmod family, creat, open/openat with O_CREAT, mknod), plus the
 setxattr family (file capabilities): sysbox-fs refuses those on bind-mounted host dirs.
+sysinfo(2) is trapped too, and answered with the container's memory, uptime and load.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _PERMISSIVE = {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"}
 
 
 TRAPPED_MOUNT = frozenset({"mount", "umount2", "open_tree", "move_mount", "mount_setattr", "fsopen"})
-TRAPPED = TRAPPED_MOUNT | {"setxattr", "lsetxattr", "fsetxattr"}
+TRAPPED = TRAPPED_MOUNT | {"setxattr", "lsetxattr", "fsetxattr", "sysinfo"}
 S_ISUID, S_ISGID, O_CREAT = 0o4000, 0o2000, 0o100
 # name -> (index of the mode argument, index of the open flags argument or None)
 MODE_CALLS = {"chmod": (1, None), "fchmod": (1, None), "fchmodat": (2, None), "fchmodat2": (2, None),

@@ -1,0 +1,75 @@
+"""FUSE connections: /dev/fuse opened and mounted by hand, so one process can serve many.
+
+A connection lives as long as some process holds its /dev/fuse fd; unmounting it (or the fd's
+last close) ends it.  The fd is non-blocking: the server waits for it to become readable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from sysbox.linux import mountinfo
+from sysbox.linux import syscalls as sc
+
+FSTYPE = "fuse.sysboxfs"
+
+
+def mount(target: str, uid: int, gid: int) -> int:
+    """A new connection mounted at `target`; returns its fd.  The kernel checks permissions
+    itself (default_permissions) against the modes and owners the server reports;
+    allow_other lets processes of every user namespace in."""
+    fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        sc.mount("sysboxfs", target, FSTYPE, sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 f"fd={fd},rootmode=40000,user_id={uid},group_id={gid},allow_other,default_permissions")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unmount(target: str) -> None:
+    """Detach every sysbox-fs connection mounted at `target` (none there is fine)."""
+    while (m := mountinfo.at(target)) is not None and m.fstype == FSTYPE:
+        try:
+            sc.umount2(target, sc.MNT_DETACH)
+        except OSError as e:
+            if e.errno in (errno.EINVAL, errno.ENOENT):
+                return
+            raise
+
+
+def abort(target: str) -> None:
+    """Fail every pending and future request of the connection at `target` (ENOTCONN): what
+    a forced umount does to FUSE, even when the mount itself stays (EBUSY)."""
+    try:
+        sc.umount2(target, sc.MNT_FORCE)
+    except OSError:
+        pass
+
+
+def mounted_under(base: str) -> list[str]:
+    """Mount points of sysbox-fs connections at or below `base`."""
+    prefix = base.rstrip("/") + "/"
+    return [m.point for m in mountinfo.read("self") if m.fstype == FSTYPE and
+            (m.point == base.rstrip("/") or m.point.startswith(prefix))]
+
+
+def read(fd: int, size: int) -> bytes | None:
+    """One request, or None when there is none yet.  OSError(ENODEV) once unmounted."""
+    try:
+        return os.read(fd, size)
+    except BlockingIOError:
+        return None
+    except InterruptedError:
+        return None
+
+
+def write(fd: int, data: bytes) -> None:
+    """One reply.  ENOENT (the request was interrupted) is the kernel's to discard."""
+    try:
+        os.write(fd, data)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENODEV):
+            raise

@@ -85,12 +85,15 @@ class Server:
             except InterruptedError:
                 continue
             for fd, _ev in events:
-                if fd == self.wake_r:
-                    self._control()
-                    continue
-                session = self.sessions.get(fd)
-                if session is not None:
-                    self._serve(fd, session)
+                try:
+                    if fd == self.wake_r:
+                        self._control()
+                        continue
+                    session = self.sessions.get(fd)
+                    if session is not None:
+                        self._serve(fd, session)
+                except Exception:
+                    log.exception("FUSE server: fd %d", fd)
 
     def _control(self) -> None:
         try:
@@ -113,6 +116,9 @@ class Server:
                 self._close(fd)  # unmounted and no bind left: the connection is over
                 return
             if buf is None:
+                return
+            if not buf:  # no request is empty: the connection is gone
+                self._close(fd)
                 return
             try:
                 if session.slow(buf):

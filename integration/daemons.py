@@ -35,9 +35,10 @@ class Daemon:
     def client(self) -> LineClient:
         raise NotImplementedError
 
-    def start(self, timeout: float = 15.0):
+    def start(self, timeout: float = 15.0, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.base, "stderr"), "ab"))
+                                     stderr=open(os.path.join(self.base, "stderr"), "ab"),
+                                     env={**os.environ, **env} if env else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -118,13 +119,23 @@ class Fs(Daemon):
         super().__init__(base)
         self.mountpoint = os.path.join(base, "mnt")
         self.seccomp_socket = os.path.join(base, "seccomp.sock")
+        self.holder_socket = os.path.join(base, "holder.sock")
         self.watchdog_timeout = watchdog_timeout
 
     def argv(self) -> list[str]:
         return [os.path.join(VENV_BIN, "sysbox-fs"), "--socket", self.socket, "--mountpoint", self.mountpoint,
-                "--seccomp-socket", self.seccomp_socket, "--state-dir", os.path.join(self.base, "state"),
+                "--seccomp-socket", self.seccomp_socket, "--holder-socket", self.holder_socket,
+                "--state-dir", os.path.join(self.base, "state"),
                 "--pid-file", self.pid_file, "--log", self.log, "--log-level", "debug",
                 "--watchdog-timeout", str(self.watchdog_timeout)]
 
     def client(self) -> FsClient:
         return FsClient(self.socket, timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """The daemon, then the fd holder it started (by the pid it wrote)."""
+        from sysbox.fs.handover import stop_holder
+
+        status = super().stop(timeout)
+        stop_holder(self.holder_socket, timeout)
+        return status

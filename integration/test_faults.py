@@ -34,6 +34,13 @@ class Stack:
     def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return run(self.argv(*args), timeout=timeout)
 
+    def state_pid(self, cid: str) -> int:
+        import json
+
+        out = self("state", cid)
+        assert out.returncode == 0, out.stderr
+        return int(json.loads(out.stdout)["pid"])
+
     def ids(self) -> list[str]:
         return run(["runc", "--root", self.root, "list", "-q"]).stdout.split()
 
@@ -184,9 +191,9 @@ def test_kills_during_a_burst_of_lifecycles(stack, make_bundle, seed):
     assert not [r for r in (os.listdir(records) if os.path.isdir(records) else []) if r[:-5] in ids]
 
 
-def test_sysbox_fs_killed_and_restarted_serves_running_containers_again(stack, make_bundle, cid):
-    """Reads by a process that keeps running inside: they fail while sysbox-fs is down (fast,
-    ENOTCONN) and succeed again once a new sysbox-fs has re-attached the nodes."""
+def test_sysbox_fs_killed_and_restarted_is_not_seen_inside(stack, make_bundle, cid):
+    """A process that keeps reading inside never sees an error: while sysbox-fs is dead its
+    reads wait (the holder keeps the connection), and an exec started meanwhile runs."""
     stack.mgr.start()
     stack.fs.start()
     reader = ("i=0; while true; do i=$((i+1)); "
@@ -194,6 +201,7 @@ def test_sysbox_fs_killed_and_restarted_serves_running_containers_again(stack, m
               "2>/tmp/err; then echo \"$i ok\"; else echo \"$i fail $(cat /tmp/err | head -1)\"; fi >> /tmp/reads; "
               "sleep 0.1; done")
     assert stack("run", "-d", "--bundle", make_bundle(["sh", "-c", reader]), cid).returncode == 0
+    assert run(["runc", "--root", stack.root, "exec", cid, "sh", "-c", "echo 13 > /proc/sys/kernel/panic"]).returncode == 0
 
     def reads() -> list[str]:
         out = run(["runc", "--root", stack.root, "exec", cid, "cat", "/tmp/reads"], timeout=30)
@@ -203,24 +211,162 @@ def test_sysbox_fs_killed_and_restarted_serves_running_containers_again(stack, m
     time.sleep(1)
     before = reads()
     assert before and all(" ok" in line for line in before), [line for line in before if " ok" not in line]
-    pid = stack("state", cid).stdout
     stack.fs.kill()
+    # an exec while sysbox-fs is down: runc hands its listener to the holder; its read waits
+    late = subprocess.Popen(["runc", "--root", stack.root, "exec", cid, "cat", "/proc/sys/kernel/panic"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
-    # runc exec cannot start while sysbox-fs is down (it hands each new process's seccomp
-    # listener to sysbox-fs), so the reader's log is read straight from its root once it is up
-    stack.fs.start()  # same state dir: it finds the record and re-attaches
-    time.sleep(1.5)
+    stack.fs.start()  # same state dir and holder: it resumes the connection
+    out, err = late.communicate(timeout=30)
+    assert late.returncode == 0 and out == "13\n", err  # and the value written before the kill
+    time.sleep(1.0)
     log = reads()
     failed = [line for line in log if " fail" in line]
-    # ENOTCONN, or ECONNABORTED for a request in flight at the kill
-    assert failed and all("not connected" in line or "connection abort" in line for line in failed), failed[:3]
-    assert log[-1].endswith(" ok") and log[-5:] == [line for line in log[-5:] if line.endswith(" ok")], log[-5:]
-    print(f"reads while sysbox-fs was down or restarting: {len(failed)} failed (ENOTCONN), then ok again")
-    assert float(run(["runc", "--root", stack.root, "exec", cid, "cut", "-d.", "-f1", "/proc/uptime"]).stdout) < 60
+    assert not failed, failed[:3]
+    assert len(log) > len(before)
     assert cid in [c["id"] for c in stack.fs.call("status")["containers"]]
-    assert "recovered" in stack.fs.read_log()
+    assert "its connection resumed" in stack.fs.read_log()
+    # a trapped mount in the container still works (its listener came back from the holder)
+    mounted = run(["runc", "--root", stack.root, "exec", cid, "sh", "-c",
+                   "mkdir -p /tmp/p && mount -t proc proc /tmp/p && cat /tmp/p/uptime"])
+    assert mounted.returncode == 0, mounted.stderr
     assert stack("delete", "--force", cid).returncode == 0
     assert cid not in [c["id"] for c in stack.fs.call("status")["containers"]]
-    # and a container started after the restart is served as usual
     assert stack("run", "--bundle", make_bundle(["cat", "/proc/uptime"], name="after"), cid + "b").returncode == 0
-    assert pid
+
+
+_WORKER = """mkdir -p /tmp/m; i=0; bad=0
+while true; do
+  i=$((i+1)); v=$((i % 50 + 100))
+  cat /proc/uptime /proc/meminfo /proc/stat /proc/sys/kernel/ngroups_max > /dev/null 2>>/tmp/err || bad=$((bad+1))
+  echo $v > /proc/sys/kernel/panic 2>>/tmp/err || bad=$((bad+1))
+  read p < /proc/sys/kernel/panic; [ "$p" = "$v" ] || { bad=$((bad+1)); echo "panic [$p] for $v" >> /tmp/err; }
+  if mount -t tmpfs t /tmp/m 2>>/tmp/err; then umount /tmp/m 2>>/tmp/err || bad=$((bad+1)); else bad=$((bad+1)); fi
+  echo "$i $bad" > /tmp/progress.new; mv /tmp/progress.new /tmp/progress
+done"""
+
+
+def _fs_fds(stack) -> int:
+    return len(os.listdir(f"/proc/{stack.fs.proc.pid}/fd"))
+
+
+def _holder_fds(stack) -> int:
+    with open(stack.fs.holder_socket + ".pid") as f:
+        return len(os.listdir(f"/proc/{int(f.read())}/fd"))
+
+
+def _newer_build(tmp_path) -> dict[str, str]:
+    """The environment of a sysbox-fs of another build: a copy of the sources with a newer
+    version, first on the import path."""
+    import shutil
+
+    import sysbox
+
+    src = os.path.dirname(sysbox.__file__)
+    dst = tmp_path / "newer" / "sysbox"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    init = dst / "__init__.py"
+    init.write_text(init.read_text().replace(f'__version__ = "{sysbox.__version__}"', '__version__ = "99.0.0"'))
+    return {"PYTHONPATH": str(tmp_path / "newer")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill", "upgrade"])
+def test_sysbox_fs_replaced_20_times_under_load_is_never_seen(stack, make_bundle, cid, how, tmp_path):
+    """10 containers read emulated nodes, write and read back /proc/sys knobs and make trapped
+    mounts in tight loops (in processes started before any kill, so their seccomp listeners
+    are ones the holder kept), while execs start and sysbox-fs is replaced 20 times at random
+    moments: SIGKILLed and restarted, or stopped and replaced by a newer build (every other
+    time): no error anywhere, every loop keeps going, nothing grows."""
+    rng = random.Random(18)
+    newer = _newer_build(tmp_path) if how == "upgrade" else None
+    stack.mgr.start()
+    stack.fs.start()
+    ids = [f"{cid}-{i}" for i in range(10)]
+    pids = {}
+    for c in ids:
+        assert stack("run", "-d", "--bundle", make_bundle(["sh", "-c", _WORKER], name=c), c).returncode == 0
+        pids[c] = stack.state_pid(c)
+
+    def progress(c: str) -> tuple[int, int]:
+        try:
+            with open(f"/proc/{pids[c]}/root/tmp/progress") as f:
+                i, bad = f.read().split()
+            return int(i), int(bad)
+        except (OSError, ValueError):
+            return 0, 0
+
+    last = {c: (0, time.monotonic()) for c in ids}
+    stall = {c: 0.0 for c in ids}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            now = time.monotonic()
+            for c in ids:
+                i, _ = progress(c)
+                if i != last[c][0]:
+                    stall[c] = max(stall[c], now - last[c][1])
+                    last[c] = (i, now)
+            time.sleep(0.02)
+
+    exec_failures: list[str] = []
+    execs = [0]
+
+    def exec_loop() -> None:
+        while not stop.is_set():
+            c = rng.choice(ids)
+            out = run(["runc", "--root", stack.root, "exec", c, "sh", "-c",
+                       "cat /proc/uptime > /dev/null && mkdir -p /tmp/e && mount -t tmpfs e /tmp/e && umount /tmp/e"],
+                      timeout=60)
+            execs[0] += 1
+            if out.returncode != 0:
+                exec_failures.append(out.stderr[-300:])
+
+    time.sleep(2)  # the loops are running
+    watcher, execer = threading.Thread(target=watch), threading.Thread(target=exec_loop)
+    watcher.start()
+    execer.start()
+    fds_before, holder_before = _fs_fds(stack), _holder_fds(stack)
+    mounts_before = len(mounts())
+    try:
+        for k in range(20):
+            time.sleep(rng.uniform(0.05, 1.0))
+            if newer is None:
+                stack.fs.kill()
+                time.sleep(rng.uniform(0.0, 0.5))
+                stack.fs.start()
+            else:  # a clean stop, then the other build takes over
+                stack.fs.signal(signal.SIGTERM)
+                assert stack.fs.proc is not None and stack.fs.proc.wait(30) == 0
+                stack.fs.start(env=newer if k % 2 == 0 else None)
+        if newer is not None:
+            assert stack.fs.call("ping")["version"] != "99.0.0"  # the last one was the other build
+            stack.fs.signal(signal.SIGTERM)
+            stack.fs.proc.wait(30)
+            stack.fs.start(env=newer)
+            assert stack.fs.call("ping")["version"] == "99.0.0"
+        time.sleep(3)
+    finally:
+        stop.set()
+        watcher.join(30)
+        execer.join(90)
+    before = {c: last[c][0] for c in ids}
+    time.sleep(1)
+    for c in ids:
+        i, bad = progress(c)
+        err = run(["runc", "--root", stack.root, "exec", c, "cat", "/tmp/err"]).stdout
+        assert bad == 0 and not err, (c, bad, err[-500:])
+        assert i > before[c] > 0, (c, i, before[c])  # still looping: nobody stuck
+    assert not exec_failures, exec_failures[:3]
+    assert execs[0] > 5
+    worst = max(stall.values())
+    print(f"20 replacements ({how}) of sysbox-fs: {sum(last[c][0] for c in ids)} loop iterations, {execs[0]} execs, "
+          f"0 failures; longest stall of a container's loop {worst:.2f} s")
+    assert worst < 15, stall
+    time.sleep(1)
+    # the holder lived through it all (every sysbox-fs is a new process, whose cgroup file
+    # cache fills as its containers read: its own count is no measure of a leak)
+    assert _holder_fds(stack) <= holder_before + 2, (holder_before, _holder_fds(stack))
+    assert _fs_fds(stack) < fds_before + 10 * 12, (fds_before, _fs_fds(stack))
+    assert len(mounts()) <= mounts_before + 2, (mounts_before, len(mounts()))

@@ -82,7 +82,7 @@ def run(cache: str = images.DEFAULT_CACHE, keep: bool = False) -> int:
         state["pids"].append(_start_daemon(
             [_bin("sysbox-fs"), "--socket", f"{RUN}/fs.sock", "--pid-file", f"{RUN}/fs.pid",
              "--mountpoint", f"{RUN}/fs", "--seccomp-socket", f"{RUN}/fs-seccomp.sock",
-             "--state-dir", f"{RUN}/fs-state"], f"{RUN}/fs.sock", f"{DATA}/fs.log"))
+             "--state-dir", f"{RUN}/fs-state", "--holder-socket", ""], f"{RUN}/fs.sock", f"{DATA}/fs.log"))
         with open(STATE_FILE, "w") as f:
             json.dump(state, f)
         for d in ("upper", "work", "rootfs"):

@@ -64,7 +64,9 @@ def run(run_dir: str, data_root: str, mountpoint: str, log_dir: str | None = Non
         _wait_ready(mgr, mgr_sock, "sysbox-mgr")
         fs = subprocess.Popen([_bin("sysbox-fs"), "--socket", fs_sock, "--pid-file", os.path.join(run_dir, "fs.pid"),
                                "--mountpoint", mountpoint, "--seccomp-socket", os.path.join(run_dir, "fs-seccomp.sock"),
-                               "--state-dir", os.path.join(run_dir, "fs"), *log("sysbox-fs")], stdin=subprocess.DEVNULL)
+                               "--state-dir", os.path.join(run_dir, "fs"),
+                               "--holder-socket", os.path.join(run_dir, "fs-holder.sock"), *log("sysbox-fs")],
+                              stdin=subprocess.DEVNULL)
         children.append(fs)
         _wait_ready(fs, fs_sock, "sysbox-fs")
         print(f"sysbox: ready (sysbox-mgr pid {mgr.pid} on {mgr_sock}, sysbox-fs pid {fs.pid} on {fs_sock})",
@@ -79,5 +81,8 @@ def run(run_dir: str, data_root: str, mountpoint: str, log_dir: str | None = Non
     finally:
         for p in reversed(children):
             _stop(p)
+        from sysbox.fs.handover import stop_holder
+
+        stop_holder(os.path.join(run_dir, "fs-holder.sock"))  # a full stop: the connections end too
         if stopping:
             print("sysbox: stopped", flush=True)

@@ -53,6 +53,7 @@ class Container:
     owned: dict[str, bool] = field(default_factory=dict)
     immutable_paths: tuple[str, ...] = BASE_IMMUTABLE
     mountpoint: str = ""  # where its FUSE connection is mounted on the host (connections.py)
+    persist: Any = None  # called after a write to an emulated node (recovery.keep_state)
     _immutables: Immutables | None = None
 
     def immutables(self) -> Immutables:

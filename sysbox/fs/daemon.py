@@ -12,9 +12,10 @@ import trio
 
 from sysbox import __version__, ipcserver
 from sysbox.fs.connections import Connections
+from sysbox.fs.handover import HolderClient
 from sysbox.fs.nodes import proc_loadavg
 from sysbox.fs.protocol import REQUESTS
-from sysbox.fs.recovery import Records, reattach, recover
+from sysbox.fs.recovery import Records, keep_state, reattach, recover
 from sysbox.fs.registry import Registry
 from sysbox.fs.server import Server
 from sysbox.fs.trap.listener import Trap
@@ -30,6 +31,8 @@ class Config:
     mountpoint: str
     seccomp_socket: str
     state_dir: str = "/run/sysbox/fs"
+    holder_socket: str | None = None  # the fd holder (holder.py); None: restarts are seen by containers
+    holder_log: str | None = None
 
 
 class FsService(ipcserver.Service):
@@ -72,10 +75,11 @@ class FsService(ipcserver.Service):
         except KeyError as e:
             raise RequestError(f"register: {e}", "bad-request") from None
         try:  # for a restarted sysbox-fs (recovery.py)
-            self.records.save(req["id"], {"id": req["id"], "pid": req["pid"], "uid": req["uid"], "gid": req["gid"],
-                                          "size": req["size"], "masked": req.get("masked") or [],
-                                          "immutable": req.get("immutable") or [],
-                                          "start": start_time(req["pid"])})
+            rec = {"id": req["id"], "pid": req["pid"], "uid": req["uid"], "gid": req["gid"], "size": req["size"],
+                   "masked": req.get("masked") or [], "immutable": req.get("immutable") or [],
+                   "start": start_time(req["pid"])}
+            self.records.save(req["id"], rec)
+            keep_state(self.records, c, rec)
         except (OSError, ValueError) as e:
             log.warning("could not record %s for recovery: %s", req["id"], e)
         conn = self.conns.by_id.get(req["id"])
@@ -125,37 +129,59 @@ async def sample_load(registry: Registry) -> None:
 async def serve(cfg: Config, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     registry = Registry(cfg.state_dir)
     server = Server()
-    conns = Connections(cfg.mountpoint, server)
-    # first: the dead connections a killed sysbox-fs left cannot even be stat'ed (ENOTCONN)
-    if conns.sweep():
+    holder = HolderClient(cfg.holder_socket, cfg.seccomp_socket, cfg.holder_log) if cfg.holder_socket else None
+    # what a previous sysbox-fs left with the holder: its connections and listeners, alive
+    kept = await trio.to_thread.run_sync(holder.connect) if holder else []
+    held_fuse = {str(meta.get("id")): (fd, meta) for name, fd, meta in kept if name.startswith("fuse/")}
+    held_listeners = [(name, fd) for name, fd, _meta in kept if name.startswith("seccomp/")]
+    conns = Connections(cfg.mountpoint, server, cfg.state_dir, holder)
+    # the dead connections of a sysbox-fs killed without a holder cannot even be stat'ed (ENOTCONN)
+    if conns.sweep(keep=frozenset(held_fuse)):
         log.warning("unmounted the stale FUSE mounts under %s", cfg.mountpoint)
     os.makedirs(cfg.mountpoint, mode=0o755, exist_ok=True)
     listener = await ipcserver.listen(cfg.socket)
-    trap = Trap(registry)
+    trap = Trap(registry, holder)
     records = Records(cfg.state_dir)
     service = FsService(registry, cfg, trap, records, conns)
     server.start()
+    clean_stop = False
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(ipcserver.stop_on_signal, nursery.cancel_scope, log)
             nursery.start_soon(trio.serve_listeners, lambda s: ipcserver.serve_connection(service, s), [listener])
             nursery.start_soon(sample_load, registry)
-            await nursery.start(trap.serve, cfg.seccomp_socket)
-            # in a thread: re-attaching looks our own nodes up through FUSE, served here
+            if holder is None:
+                await nursery.start(trap.serve, cfg.seccomp_socket)
+            # in a thread: re-attaching looks our own nodes up through FUSE, served by the server
             recovered, dropped = await trio.to_thread.run_sync(recover, records, registry, conns,
-                                                                trio.lowlevel.current_trio_token())
+                                                                trio.lowlevel.current_trio_token(), held_fuse)
             if recovered or dropped:
                 log.info("after restart: %d running containers recovered, %d records dropped", recovered, dropped)
+            if holder is not None:
+                # only now: a trapped call is decided for its container, which must be known again
+                await nursery.start(trap.serve_adopted)
+                for name, fd in held_listeners:
+                    trap.adopt(name, fd)
+                holder.on_have = lambda name, fd, meta: (
+                    trap.adopt(name, fd) if name.startswith("seccomp/") else os.close(fd))
+                holder.on_message = trap.on_message
+                nursery.start_soon(holder.listen)
             log.info("Ready: FUSE at %s, listening on %s", cfg.mountpoint, cfg.socket)
             task_status.started()
+        clean_stop = True
     finally:
-        conns.close_all()
+        if holder is not None:
+            # stopped or killed alike, the holder keeps every connection and listener for the
+            # next sysbox-fs (an upgrade is a stop and a start): nothing is ended here
+            conns.release_all()
+        else:
+            conns.close_all()
         server.stop()
-        for cid in list(registry.by_id):  # a clean stop: its containers lose their nodes, as at a crash,
-            registry.remove(cid)          # but keep their records so the next sysbox-fs can restore them
-        for path in (cfg.socket, cfg.seccomp_socket):
+        for cid in list(registry.by_id):  # the records stay, so the next sysbox-fs can restore them
+            registry.remove(cid)
+        for path in (cfg.socket,) if holder is not None else (cfg.socket, cfg.seccomp_socket):
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-        log.info("stopped")
+        log.info("stopped%s", "" if clean_stop else " (on an error)")

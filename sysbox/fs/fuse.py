@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import stat
 import time
 
@@ -81,17 +82,17 @@ class Node:
 
 
 class Handle:
-    __slots__ = ("entries", "path")
+    __slots__ = ("entries", "ino", "path")
 
-    def __init__(self, path: str, entries: list[tuple[str, bool]]) -> None:
-        self.path, self.entries = path, entries
+    def __init__(self, path: str, entries: list[tuple[str, bool]], ino: int = 0) -> None:
+        self.path, self.entries, self.ino = path, entries, ino
 
 
 class SysboxFS:
     """The filesystem one connection serves; `container` is set once the container registers
     (until then, only runc's stat of bind sources comes, and nothing is cached)."""
 
-    def __init__(self, uid: int, gid: int) -> None:
+    def __init__(self, uid: int, gid: int, inode_log: str | None = None, resume: bool = False) -> None:
         self.container: Container | None = None
         self.uid, self.gid = uid, gid  # the container's root, as host ids
         self.nodes: dict[int, Node] = {wire_root(): Node(wire_root(), "")}
@@ -100,6 +101,15 @@ class SysboxFS:
         self.next_dirent = 1 << 40  # inode numbers for directory entries never looked up
         self.handles: dict[int, Handle] = {}
         self.next_fh = 1
+        # Every inode number handed to the kernel is logged before the answer that carries it,
+        # so a sysbox-fs that resumes this connection knows what the kernel's numbers mean.
+        self.log_fd = -1
+        if inode_log:
+            if resume:
+                self._load(inode_log)
+                self.next_fh = time.time_ns()  # never one a previous sysbox-fs gave out
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | (0 if resume else os.O_TRUNC)
+            self.log_fd = os.open(inode_log, flags, 0o600)
         self.dirs = _static_dirs()
         self.started_ns = time.time_ns()
 
@@ -134,9 +144,40 @@ class SysboxFS:
         if ino is None:
             ino = self.next_ino
             self.next_ino += 1
+            if self.log_fd >= 0:
+                os.write(self.log_fd, f"{ino} {path}\n".encode())
             self.by_path[path] = ino
             self.nodes[ino] = Node(ino, path)
         return self.nodes[ino]
+
+    def _load(self, inode_log: str) -> None:
+        """The inodes a previous sysbox-fs gave the kernel on this connection.  Their lookup
+        counts are unknown: they are kept for the connection's life."""
+        try:
+            with open(inode_log, "rb") as f:
+                lines = f.read().decode(errors="surrogateescape").splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            ino_s, _, path = line.partition(" ")
+            if ino_s.startswith("-"):
+                gone = self.nodes.pop(int(ino_s[1:]), None) if ino_s[1:].isdigit() else None
+                if gone is not None:
+                    self.by_path.pop(gone.path, None)
+                continue
+            if not ino_s.isdigit():
+                continue  # a line cut short by the kill
+            ino = int(ino_s)
+            node = Node(ino, path)
+            node.lookups = 1 << 40
+            self.nodes[ino] = node
+            self.by_path[path] = ino
+            self.next_ino = max(self.next_ino, ino + 1)
+
+    def close(self) -> None:
+        if self.log_fd >= 0:
+            os.close(self.log_fd)
+            self.log_fd = -1
 
     def _readable_by_container(self, st: nodes.Stat) -> bool:
         if not st.mode & _READABLE:
@@ -220,6 +261,8 @@ class SysboxFS:
         if node.lookups <= 0:
             del self.nodes[ino]
             self.by_path.pop(node.path, None)
+            if self.log_fd >= 0:
+                os.write(self.log_fd, f"-{ino}\n".encode())
 
     def getattr(self, ino: int) -> wire.Attr:
         node = self._node(ino)
@@ -271,6 +314,8 @@ class SysboxFS:
                 if sub is None:
                     raise OSError(errno.EISDIR, node.path)
                 sub.write(rel, c, data)
+            if c.persist is not None:
+                c.persist()
         finally:
             # whatever happened, the page the kernel wrote into is not the node's content
             node.data = None
@@ -292,11 +337,15 @@ class SysboxFS:
             entries = sorted(names.items())
         fh = self.next_fh
         self.next_fh += 1
-        self.handles[fh] = Handle(path, entries)
+        self.handles[fh] = Handle(path, entries, ino)
         return fh
 
-    def readdir(self, fh: int, offset: int, size: int) -> bytes:
+    def readdir(self, fh: int, offset: int, size: int, ino: int = 0) -> bytes:
         h = self.handles.get(fh)
+        if ino and (h is None or h.ino != ino):
+            # opened under a previous sysbox-fs (a restart in the middle of a listing)
+            self.handles[fh] = self.handles.pop(self.opendir(ino))
+            h = self.handles[fh]
         if h is None:
             raise OSError(errno.EBADF, "no such directory handle")
         out: list[bytes] = []
@@ -304,11 +353,11 @@ class SysboxFS:
         for i in range(offset, len(h.entries)):
             name, is_dir = h.entries[i]
             path = f"{h.path}/{name}" if h.path else name
-            ino = self.by_path.get(path)
-            if ino is None:
-                ino = self.next_dirent
+            known = self.by_path.get(path)
+            if known is None:
+                known = self.next_dirent
                 self.next_dirent += 1
-            ent = wire.dirent(ino, i + 1, name.encode(), 4 if is_dir else 8)  # DT_DIR, DT_REG
+            ent = wire.dirent(known, i + 1, name.encode(), 4 if is_dir else 8)  # DT_DIR, DT_REG
             if used + len(ent) > size:
                 break
             out.append(ent)

@@ -8,6 +8,7 @@ import sys
 
 from sysbox.daemonmain import run_daemon, setup_logging
 from sysbox.fs.protocol import (
+    DEFAULT_HOLDER_SOCKET,
     DEFAULT_MOUNTPOINT,
     DEFAULT_PID_FILE,
     DEFAULT_SECCOMP_SOCKET,
@@ -24,6 +25,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
     p.add_argument("--seccomp-socket", default=DEFAULT_SECCOMP_SOCKET,
                    help=f"where runc hands over seccomp notify fds (default {DEFAULT_SECCOMP_SOCKET})")
+    p.add_argument("--holder-socket", default=DEFAULT_HOLDER_SOCKET,
+                   help="the fd holder's socket: it keeps every container's FUSE connection and seccomp listener "
+                        "while sysbox-fs restarts, started if none runs; '' for none (a restart is then seen "
+                        f"by containers) (default {DEFAULT_HOLDER_SOCKET})")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                    help=f"per-container mounts (a sysfs in each network namespace) (default {DEFAULT_STATE_DIR})")
     p.add_argument("--pid-file", default=DEFAULT_PID_FILE,
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         dog = _start_watchdog(args) if args.watchdog_timeout > 0 else None
         try:
             trio.run(serve, Config(socket=args.socket, mountpoint=args.mountpoint, seccomp_socket=args.seccomp_socket,
-                                   state_dir=args.state_dir))
+                                   state_dir=args.state_dir, holder_socket=args.holder_socket or None,
+                                   holder_log=args.log))
         finally:
             if dog is not None and dog.poll() is None:
                 dog.terminate()

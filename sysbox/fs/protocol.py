@@ -20,6 +20,7 @@ DEFAULT_MOUNTPOINT = "/var/lib/sysboxfs"
 DEFAULT_PID_FILE = "/run/sysbox/fs.pid"
 DEFAULT_SECCOMP_SOCKET = "/run/sysbox/fs-seccomp.sock"
 DEFAULT_STATE_DIR = "/run/sysbox/fs"
+DEFAULT_HOLDER_SOCKET = "/run/sysbox/fs-holder.sock"
 
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"}
 _U32 = {"type": "integer", "minimum": 0, "maximum": 4294967295}

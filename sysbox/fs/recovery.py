@@ -2,9 +2,11 @@
 
 Each registration is also written to <state-dir>/containers/<id>.json (removed at unregister).
 A sysbox-fs that starts and finds records re-registers each container whose init still runs
-(same pid and start time), gives it a new connection, then attaches that connection's nodes
-inside the container's mount namespace on top of the dead ones the killed daemon left: reads
-fail while no sysbox-fs runs (ENOTCONN), and work again once the new one has started.  What cannot come back: the
+(same pid and start time).  Its FUSE connection is normally still alive, kept by the fd
+holder (holder.py): it is served again where it is, with the requests in flight sent again,
+and the container notices nothing but a pause.  Without one (no holder, or a connection the
+watchdog aborted), a new connection is attached inside the container's mount namespace on
+top of the dead mounts; reads fail (ENOTCONN) while no sysbox-fs runs.  What cannot come back: the
 seccomp listener fds died with the old process, so trapped mount/umount2 calls of containers
 started before the restart get ENOSYS from then on.
 """
@@ -81,23 +83,59 @@ def reattach(mountpoint: str, pid: int) -> list[str]:
     return failed
 
 
-def recover(records: Records, registry: Any, conns: Any, token: Any) -> tuple[int, int]:
-    """Re-register and re-attach every recorded container still running; drop the others.
+def keep_state(records: Records, c: Any, rec: dict[str, Any]) -> None:
+    """From now on, each write to an emulated node is recorded with the container's record,
+    so a restarted sysbox-fs shows the container what it wrote (restore_state)."""
+    def persist() -> None:
+        state = {"sysctl": {k: v.decode("latin-1") for k, v in c.sysctl.items()},
+                 "files": {k: v.decode("latin-1") for k, v in c.files.items()}, "boot_id": c.boot_id}
+        try:
+            records.save(c.id, {**rec, "state": state})
+        except (OSError, ValueError) as e:
+            log.warning("could not record the state of %s: %s", c.id, e)
+    c.persist = persist
+
+
+def restore_state(c: Any, rec: dict[str, Any]) -> None:
+    """What the container wrote to emulated nodes, and its boot id, as the last sysbox-fs
+    recorded them (FsService.persist)."""
+    state = rec.get("state") or {}
+    for key, attr in (("sysctl", c.sysctl), ("files", c.files)):
+        for k, v in (state.get(key) or {}).items():
+            if isinstance(k, str) and isinstance(v, str):
+                attr[k] = v.encode("latin-1")
+    if isinstance(state.get("boot_id"), str):
+        c.boot_id = state["boot_id"]
+
+
+def recover(records: Records, registry: Any, conns: Any, token: Any,
+            held: dict[str, tuple[int, dict[str, Any]]] | None = None) -> tuple[int, int]:
+    """Re-register every recorded container still running, and serve it again: through the
+    connection the holder kept (`held`: id -> (fd, meta); nothing to re-attach, the container
+    never lost its mounts), or else a new one attached over the dead mounts.  Drop the others.
     Returns (recovered, dropped).  Runs in a worker thread: the registry and the connections
     are changed in the trio thread (`token`); the FUSE server thread serves the lookups
     re-attaching makes."""
     import trio
 
-    def add(rec: dict[str, Any]) -> Any:
+    held = dict(held or {})
+
+    def add(rec: dict[str, Any]) -> tuple[Any, bool]:
         c = registry.add(rec["id"], rec["pid"], rec["uid"], rec["gid"], rec["size"], rec.get("masked"),
                          rec.get("immutable"))
+        restore_state(c, rec)
+        keep_state(records, c, rec)
         try:
-            conn = conns.open(rec["id"], rec["uid"], rec["gid"])
+            kept = held.pop(rec["id"], None)
+            conn = conns.resume(rec["id"], kept[0], rec["uid"], rec["gid"], c) if kept else None
+            resumed = conn is not None
+            if conn is None:
+                conn = conns.open(rec["id"], rec["uid"], rec["gid"])
         except BaseException:
             registry.remove(rec["id"])
             raise
         conn.fs.container, c.mountpoint = c, conn.path
-        return c
+        return c, resumed
 
     recovered = dropped = 0
     for rec in records.load():
@@ -107,18 +145,21 @@ def recover(records: Records, registry: Any, conns: Any, token: Any) -> tuple[in
             dropped += 1
             continue
         try:
-            c = trio.from_thread.run_sync(add, rec, trio_token=token)
+            c, resumed = trio.from_thread.run_sync(add, rec, trio_token=token)
         except (OSError, ValueError, KeyError) as e:
             log.warning("could not re-register %s after restart: %s", cid, e)
             records.drop(cid)
             dropped += 1
             continue
-        failed = reattach(c.mountpoint, pid)
-        c.forget_mounts()
-        if failed:
-            log.warning("re-attached %s with failures: %s", cid, "; ".join(failed))
+        if not resumed:
+            failed = reattach(c.mountpoint, pid)
+            c.forget_mounts()
+            if failed:
+                log.warning("re-attached %s with failures: %s", cid, "; ".join(failed))
         recovered += 1
-        log.info("recovered %s (pid %d) after restart", cid, pid)
+        log.info("recovered %s (pid %d) after restart%s", cid, pid, ", its connection resumed" if resumed else "")
+    for cid, (fd, _meta) in held.items():  # connections of containers that are gone, or never registered
+        trio.from_thread.run_sync(conns.discard, cid, fd, trio_token=token)
     _sweep_sysfs(registry)
     return recovered, dropped
 

@@ -108,7 +108,7 @@ class Session:
 
     def _readdir(self, req: wire.Request) -> bytes:
         fh, offset, size = wire.READ_IN.unpack_from(req.body)
-        return self.fs.readdir(fh, offset, size)
+        return self.fs.readdir(fh, offset, size, req.nodeid)
 
     def _releasedir(self, req: wire.Request) -> bytes:
         fh = struct.unpack_from("<Q", req.body)[0]

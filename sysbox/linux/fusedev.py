@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 
 from sysbox.linux import mountinfo
 from sysbox.linux import syscalls as sc
@@ -73,3 +74,17 @@ def write(fd: int, data: bytes) -> None:
     except OSError as e:
         if e.errno not in (errno.ENOENT, errno.ENODEV):
             raise
+
+
+NOTIFY_RESEND = 7  # Linux >= 6.9: the requests the server read but did not answer are queued again
+
+
+def resend(fd: int) -> bool:
+    """Ask the kernel to send again every request of this connection still waiting for an
+    answer; False if the connection is dead (aborted).  A kernel without FUSE_NOTIFY_RESEND
+    (EINVAL) loses those requests' answers: their callers wait."""
+    try:
+        os.write(fd, struct.pack("<IiQ", 16, NOTIFY_RESEND, 0))
+    except OSError as e:
+        return e.errno != errno.ENODEV and e.errno != errno.ECONNABORTED
+    return True

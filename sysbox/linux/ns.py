@@ -92,10 +92,14 @@ def fork_and_wait(child: Callable[[], int], timeout: float | None = None) -> int
     handlers of the parent run there, so forking from a threaded daemon is safe.  With a
     timeout, a child still running then (stuck on a path through a FUSE server that never
     answers, say) is killed and EINTR returned: a caller's request never holds a thread forever."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = errno.EIO
         try:
+            sc.die_with_parent()
+            if os.getppid() not in (parent, 0):  # it died before the line above (0: a parent in
+                os._exit(errno.EINTR)            # another pid namespace, which cannot be seen)
             os.nice(HELPER_NICE)  # a flood of helpers must not outrun the thread serving /proc reads
             code = child()
         except OSError as e:

@@ -120,6 +120,15 @@ def set_child_subreaper() -> None:
     _check(_libc.prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), ctypes.c_ulong(1), 0, 0, 0), "prctl")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = 9) -> None:
+    """This process gets `sig` when the thread that forked it exits (a helper of a daemon
+    that is killed must not act after a restarted daemon has acted in its place)."""
+    _check(_libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), 0, 0, 0), "prctl")
+
+
 
 
 PROC_SUPER_MAGIC = 0x9FA0

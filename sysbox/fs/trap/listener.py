@@ -23,9 +23,11 @@ from __future__ import annotations
 import array
 import errno
 import logging
+import math
 import os
 import select
 import socket
+from typing import Any
 
 import trio
 
@@ -53,8 +55,11 @@ def _privileged(pid: int, kinds: tuple[str, ...]) -> bool:
 
 
 class Trap:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, holder: Any = None) -> None:
         self.registry = registry
+        self.holder = holder  # sysbox.fs.handover.HolderClient: keeps the listeners across restarts
+        self.nursery: trio.Nursery | None = None
+        self.queues: dict[str, trio.MemorySendChannel[list[Any]]] = {}
         self.served = 0
         self.emulated = 0
         self.failed = 0  # requests whose handling raised (answered with an errno all the same)
@@ -81,6 +86,54 @@ class Trap:
                     failing = False
                 nursery.start_soon(self._connection, conn, nursery)
 
+    async def serve_adopted(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the listener fds the holder gives us (adopt), until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def adopt(self, name: str, fd: int) -> None:
+        """A listener the holder keeps (a new one from runc, or one a previous sysbox-fs
+        served).  The holder receives its notifications and passes them on (on_message);
+        they are answered here in order, one at a time, through our copy of the fd."""
+        assert self.nursery is not None
+        if name in self.queues:
+            os.close(fd)
+            return
+        send, recv = trio.open_memory_channel[list[Any]](math.inf)
+        self.queues[name] = send
+        if self.holder is not None:
+            self.holder.adopted(name, fd, {})  # to give a new holder, should this one die
+        self.listeners += 1
+        self.nursery.start_soon(self._serve_queue, name, fd, recv)
+
+    def on_message(self, msg: dict[str, Any]) -> None:
+        q = self.queues.get(str(msg.get("name")))
+        if q is None:
+            return
+        if msg.get("op") == "notif" and isinstance(msg.get("n"), list):
+            q.send_nowait([*msg["n"], bool(msg.get("replay"))])
+        elif msg.get("op") == "gone":
+            q.close()  # every process using it is gone: the queue drains, then the fd closes
+
+    async def _serve_queue(self, name: str, fd: int, recv: trio.MemoryReceiveChannel[list[Any]]) -> None:
+        try:
+            async with recv:
+                async for entry in recv:
+                    try:
+                        nid, pid, nr, arch, args, decided, replay = entry
+                        n = seccomp.Notification(int(nid), int(pid), int(nr), int(arch), tuple(int(a) for a in args))
+                    except (TypeError, ValueError):
+                        continue
+                    await self._answer(fd, n, name, decided, replay)
+        finally:
+            self.listeners -= 1
+            self.queues.pop(name, None)
+            if self.holder is not None:
+                self.holder.forget(name)
+            os.close(fd)
+
     async def _connection(self, conn, nursery) -> None:
         fds = array.array("i")
         with conn:
@@ -95,6 +148,7 @@ class Trap:
             nursery.start_soon(self._serve_fd, fd)
 
     async def _serve_fd(self, fd: int) -> None:
+        """A listener served by us alone (no holder): received and answered here."""
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         self.listeners += 1
@@ -113,12 +167,20 @@ class Trap:
             self.listeners -= 1
             os.close(fd)
 
-    async def _answer(self, fd: int, n: seccomp.Notification) -> None:
+    async def _answer(self, fd: int, n: seccomp.Notification, name: str = "", decided: Any = None,
+                      replay: bool = False) -> None:
         """Decide in a worker thread, then answer: always exactly one answer per notification.
-        sysinfo(2) is answered here: a few small reads, and programs call it often."""
+        sysinfo(2) is answered here: a few small reads, and programs call it often.  With a
+        holder (`name`), the decision is told to it before the answer, and the answer after:
+        a notification a killed sysbox-fs had decided is answered as decided by the next one
+        (`decided`), not acted on twice.  One it had not decided yet (`replay`) may have been
+        acted on all the same (an emulated umount done by its helper): a replayed umount that
+        finds nothing mounted answers success, the dead one's."""
         self.served += 1
         try:
-            if seccomp.TRAPPED_NAMES.get(n.nr) == "sysinfo":
+            if decided is not None:
+                result: object = CONTINUE if decided == "continue" else int(decided)
+            elif seccomp.TRAPPED_NAMES.get(n.nr) == "sysinfo":
                 result = self._sysinfo(fd, n)
             else:
                 result = await trio.to_thread.run_sync(self._decide, n)
@@ -126,6 +188,10 @@ class Trap:
             self.failed += 1
             log.warning("trap: pid %d, syscall %d: %s: %s; answered EPERM", n.pid, n.nr, type(e).__name__, e)
             result = errno.EPERM
+        if replay and result == errno.EINVAL and seccomp.TRAPPED_NAMES.get(n.nr) == "umount2":
+            result = 0
+        if self.holder is not None and name and decided is None:
+            self.holder.decided(name, n.id, "continue" if result is CONTINUE else int(result or 0))  # type: ignore[call-overload]
         try:
             if result is CONTINUE:
                 seccomp.allow(fd, n.id)
@@ -134,6 +200,8 @@ class Trap:
         except OSError as e:
             if e.errno != errno.ENOENT:  # ENOENT: the caller was killed; nobody waits any more
                 log.warning("trap: could not answer pid %d: %s", n.pid, e.strerror)
+        if self.holder is not None and name:
+            self.holder.answered(name, n.id)
 
     # -- deciding (worker thread) ---------------------------------------------------------------
 

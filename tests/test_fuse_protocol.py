@@ -105,7 +105,10 @@ def node(monkeypatch):
     return n
 
 
-def served(clock, container=object()) -> fuse.SysboxFS:
+def served(clock, container=None) -> fuse.SysboxFS:
+    import types
+
+    container = container or types.SimpleNamespace(persist=None)
     fs = fuse.SysboxFS(100000, 100000)
     fs.container = container  # type: ignore[assignment]
     return fs

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import errno
 import json
 import logging
 import os
@@ -128,8 +129,12 @@ class Holder:
             return
         try:
             n = seccomp.recv(fd)
-        except OSError:
-            return  # the caller died meanwhile (ENOENT)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EINTR):  # not a listener: it would poll readable forever
+                log.warning("holder: %s is no seccomp listener (%s): dropped", name, e.strerror)
+                self.drop(name)
+                self._send_daemon({"op": "gone", "name": name})
+            return  # ENOENT: the caller died meanwhile
         entry = [n.id, n.pid, n.nr, n.arch, list(n.args), None]
         self.pending[name][n.id] = entry
         self._send_daemon({"op": "notif", "name": name, "n": entry})

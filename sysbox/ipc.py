@@ -48,7 +48,8 @@ class LineClient:
                 sock.connect(self.path)
             except OSError as e:
                 sock.close()
-                raise IPCError(f"cannot reach {self.name} at {self.path}: {e.strerror or e}") from None
+                # "unreachable": nothing listens (yet); the request was never sent
+                raise IPCError(f"cannot reach {self.name} at {self.path}: {e.strerror or e}", "unreachable") from None
             self._sock = sock
         return self._sock
 

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from sysbox.runc.record import Record, RootfsRecord
 
 
+FS_RESTART_WAIT = 10.0  # seconds a call waits for a sysbox-fs that is restarting
+
+
 class Host:
     # -- the state dir and its files
     def makedirs(self, path: str) -> None:
@@ -70,10 +73,24 @@ class Host:
             return c.call(method, **args)
 
     def fs(self, socket: str, method: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
-        from sysbox.fs.client import Client
+        """A sysbox-fs call.  One that finds no sysbox-fs behind an existing socket (never sent,
+        so safe to repeat) is tried again for up to FS_RESTART_WAIT: sysbox-fs restarts in
+        about a second, and its holder keeps the containers meanwhile, so a create waits for
+        it rather than fails."""
+        import time
 
-        with Client(socket, **({"timeout": timeout} if timeout else {})) as c:
-            return c.call(method, **args)
+        from sysbox.fs.client import Client
+        from sysbox.ipc import IPCError
+
+        deadline = time.monotonic() + FS_RESTART_WAIT
+        while True:
+            try:
+                with Client(socket, **({"timeout": timeout} if timeout else {})) as c:
+                    return c.call(method, **args)
+            except IPCError as e:
+                if e.code != "unreachable" or time.monotonic() >= deadline or not os.path.exists(socket):
+                    raise
+            time.sleep(0.05)
 
     def fs_attach_late(self, mountpoint: str, pid: int) -> None:
         from sysbox.runc import fsnodes

@@ -169,6 +169,7 @@ class Holder:
 
     def _accept_daemon(self) -> None:
         conn, _ = self.control.accept()
+        self._drain_daemon()  # what the previous one sent before it went counts (a last "keep")
         self._lost_daemon()  # the previous one is dead or being replaced
         conn.setblocking(False)
         self.daemon = conn
@@ -178,6 +179,20 @@ class Holder:
         for name, entries in self.pending.items():  # those the previous one did not answer
             for entry in entries.values():
                 self._send_daemon({"op": "notif", "name": name, "n": entry, "replay": True})
+
+    def _drain_daemon(self) -> None:
+        for _ in range(10000):  # bounded: a live daemon could keep sending
+            if self.daemon is None:
+                return
+            try:
+                msg, fd = recv(self.daemon)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if msg is None:
+                return
+            self._handle(msg, fd)
 
     def _accept_listener(self) -> None:
         """runc's handover: its state as JSON and the listener fd, then it closes."""
@@ -208,6 +223,10 @@ class Holder:
         if msg is None:
             self._lost_daemon()
             return True
+        return self._handle(msg, fd)
+
+    def _handle(self, msg: dict[str, Any], fd: int | None) -> bool:
+        """One message from sysbox-fs; False to stop."""
         op, name = msg.get("op"), str(msg.get("name", ""))
         if op == "keep" and fd is not None and name:
             self.keep(name, fd, msg.get("meta") or {})

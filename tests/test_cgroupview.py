@@ -68,13 +68,16 @@ def test_absent_file_is_looked_for_again_after_a_while(tmp_path, monkeypatch):
 
 
 def test_online_cpus_reread_after_its_ttl(monkeypatch):
+    import time
+
+    from sysbox.fs import nodes
     from sysbox.fs.nodes import sys_cpu_online as m
 
     now = [100.0]
     reads = []
-    monkeypatch.setattr(m.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(m, "host_read", lambda path: reads.append(path) or b"0-3\n")
-    monkeypatch.setattr(m, "_online", (-1.0, []))
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(nodes, "host_read", lambda path: reads.append(path) or b"0-3\n")
+    monkeypatch.setattr(nodes, "_HOST", {})
     assert m.online_cpus() == [0, 1, 2, 3] and m.online_cpus() == [0, 1, 2, 3]
     assert len(reads) == 1
     now[0] += m.ONLINE_TTL

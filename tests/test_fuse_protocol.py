@@ -201,7 +201,7 @@ def test_session_answers_every_request(clock, node):
     s = Session(fs, "t")
 
     def ask(opcode: int, body: bytes = b"", nodeid: int = 1) -> tuple[int, int, bytes] | None:
-        out = s.handle(request(opcode, body, nodeid))
+        out = s.handle(wire.Request(request(opcode, body, nodeid)))
         return None if out is None else answer(out)
 
     err, unique, payload = ask(wire.INIT, init_body())  # type: ignore[misc]

@@ -22,11 +22,10 @@ class Recorder:
                  gate: threading.Event | None = None) -> None:
         self.name, self.log, self.slow_ops, self.gate = name, log, slow_ops, gate
 
-    def slow(self, buf: bytes) -> bool:
-        return wire.IN_HEADER.unpack_from(buf)[1] in self.slow_ops
+    def slow(self, req: wire.Request) -> bool:
+        return req.opcode in self.slow_ops
 
-    def handle(self, buf: bytes) -> bytes:
-        req = wire.Request(buf)
+    def handle(self, req: wire.Request) -> bytes:
         if req.opcode in self.slow_ops and self.gate is not None:
             self.gate.wait(10)
         self.log.append(f"{self.name}:{req.unique}")

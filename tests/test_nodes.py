@@ -87,9 +87,7 @@ def host_files(monkeypatch):
 
     for mod in (nodes, proc_cpuinfo, proc_diskstats, proc_loadavg, proc_meminfo, proc_stat, sys_cpu_online):
         monkeypatch.setattr(mod, "host_read", read, raising=False)
-    monkeypatch.setattr(sys_cpu_online, "_online", (-1.0, []))
-    monkeypatch.setattr(proc_meminfo, "_cache", (-1.0, [], []))
-    monkeypatch.setattr(proc_cpuinfo, "_host", (-1.0, []))
+    monkeypatch.setattr(nodes, "_HOST", {})
 
 
 def fields(text: bytes) -> dict[str, int]:

@@ -17,8 +17,14 @@ from sysbox.fs.handover import HolderClient
 from sysbox.fs.server import Server
 from sysbox.fs.session import Session
 from sysbox.linux import fusedev
+from sysbox.linux.tree import detach_all, mounts_under
 
 log = logging.getLogger("sysbox-fs")
+
+
+def _held(cid: str) -> str:
+    """The holder's name for a container's connection."""
+    return f"fuse/{cid}"
 
 
 class Connection:
@@ -52,9 +58,9 @@ class Connections:
         """Unmount what a previous sysbox-fs left under the base (dead connections: ENOTCONN),
         but for the connections of `keep` (ids the holder kept alive)."""
         kept = {self.path(cid) for cid in keep}
-        stale = [p for p in fusedev.mounted_under(self.base) if p not in kept]
-        for point in sorted(stale, key=len, reverse=True):
-            fusedev.unmount(point)
+        stale = [p for p in mounts_under(self.base) if p not in kept]  # only sysbox-fs mounts here
+        for point in sorted(set(stale), key=len, reverse=True):
+            detach_all(point)
         for name in os.listdir(self.base) if os.path.isdir(self.base) else []:
             if name in keep:
                 continue
@@ -70,13 +76,13 @@ class Connections:
             self.close(cid)
         path = self.path(cid)
         os.makedirs(path, mode=0o755, exist_ok=True)
-        fusedev.unmount(path)
+        detach_all(path)
         fd = fusedev.mount(path, 0, 0)
         fs = SysboxFS(uid, gid, self._inode_log(cid))
         conn = Connection(path, fd, fs, Session(fs, cid))
         self.by_id[cid] = conn
         if self.holder is not None:
-            self.holder.keep(f"fuse/{cid}", fd, {"id": cid, "uid": uid, "gid": gid})
+            self.holder.keep(_held(cid), fd, {"id": cid, "uid": uid, "gid": gid})
         self.server.add(fd, conn.session)
         return conn
 
@@ -87,16 +93,14 @@ class Connections:
         ours).  None if the connection is dead (aborted by
         the watchdog): the caller makes a new one."""
         if not fusedev.resend(fd):
-            os.close(fd)
-            if self.holder is not None:
-                self.holder.drop(f"fuse/{cid}")
+            self.discard(cid, fd)
             return None
         fs = SysboxFS(uid, gid, self._inode_log(cid), resume=True)
         fs.container = container
         conn = Connection(self.path(cid), fd, fs, Session(fs, cid))
         self.by_id[cid] = conn
         if self.holder is not None:
-            self.holder.adopted(f"fuse/{cid}", fd, {"id": cid, "uid": uid, "gid": gid})
+            self.holder.adopted(_held(cid), fd, {"id": cid, "uid": uid, "gid": gid})
         self.server.add(fd, conn.session)
         return conn
 
@@ -104,36 +108,30 @@ class Connections:
         conn = self.by_id.pop(cid, None)
         if conn is None:
             return False
-        try:
-            fusedev.unmount(conn.path)
-            os.rmdir(conn.path)
-        except OSError as e:
-            log.warning("could not remove %s: %s", conn.path, e)
-        if self.holder is not None:
-            self.holder.drop(f"fuse/{cid}")
         self.server.remove(conn.fd)  # its fd closed, which ends the connection
         conn.fs.close()
+        self._remove(cid)
+        return True
+
+    def discard(self, cid: str, fd: int) -> None:
+        """A kept connection nobody will serve (its container is gone, or it was aborted)."""
+        os.close(fd)
+        self._remove(cid)
+
+    def _remove(self, cid: str) -> None:
+        """What a connection leaves: the holder's copy, the mount, the inode log."""
+        if self.holder is not None:
+            self.holder.drop(_held(cid))
+        path = self.path(cid)
+        try:
+            detach_all(path)
+            os.rmdir(path)
+        except OSError as e:
+            log.warning("could not remove %s: %s", path, e)
         if self.inode_dir:
             try:
                 os.unlink(os.path.join(self.inode_dir, cid))
             except FileNotFoundError:
-                pass
-        return True
-
-    def discard(self, cid: str, fd: int) -> None:
-        """A kept connection nobody will serve (its container is gone): ended and unmounted."""
-        os.close(fd)
-        if self.holder is not None:
-            self.holder.drop(f"fuse/{cid}")
-        try:
-            fusedev.unmount(self.path(cid))
-            os.rmdir(self.path(cid))
-        except (OSError, ValueError):
-            pass
-        if self.inode_dir:
-            try:
-                os.unlink(os.path.join(self.inode_dir, cid))
-            except (FileNotFoundError, ValueError):
                 pass
 
     def release_all(self) -> None:

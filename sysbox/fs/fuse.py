@@ -46,6 +46,7 @@ FRESHNESS: dict[str, float] = {
 # Names below these may come and go with the container's namespaces (interfaces, ...).
 VOLATILE_NAMES = ("proc/sys/net",)
 MAX_CONTENT = 1 << 20
+ROOT = 1  # FUSE_ROOT_ID
 _READABLE = 0o444
 
 
@@ -95,9 +96,9 @@ class SysboxFS:
     def __init__(self, uid: int, gid: int, inode_log: str | None = None, resume: bool = False) -> None:
         self.container: Container | None = None
         self.uid, self.gid = uid, gid  # the container's root, as host ids
-        self.nodes: dict[int, Node] = {wire_root(): Node(wire_root(), "")}
-        self.by_path: dict[str, int] = {"": wire_root()}
-        self.next_ino = wire_root() + 1
+        self.nodes: dict[int, Node] = {ROOT: Node(ROOT, "")}
+        self.by_path: dict[str, int] = {"": ROOT}
+        self.next_ino = ROOT + 1
         self.next_dirent = 1 << 40  # inode numbers for directory entries never looked up
         self.handles: dict[int, Handle] = {}
         self.next_fh = 1
@@ -228,11 +229,9 @@ class SysboxFS:
             node.data = None
             return wire.Attr(node.ino, mode, st.size, owner, group, node.version, 0.0)
         if not generate:
-            if node.data is None or time.monotonic() - node.taken >= node.bound:
-                return wire.Attr(node.ino, mode, len(node.data) if node.data is not None else st.size, owner, group,
-                                 node.version, 0.0)
-            return wire.Attr(node.ino, mode, len(node.data), owner, group, node.version,
-                             node.bound - (time.monotonic() - node.taken))
+            left = node.bound - (time.monotonic() - node.taken) if node.data is not None else 0.0
+            size = len(node.data) if node.data is not None else st.size
+            return wire.Attr(node.ino, mode, size, owner, group, node.version, max(left, 0.0))
         data = self._content(node, st)
         assert data is not None
         return wire.Attr(node.ino, mode, len(data), owner, group, node.version, node.bound)
@@ -255,7 +254,7 @@ class SysboxFS:
 
     def forget(self, ino: int, count: int) -> None:
         node = self.nodes.get(ino)
-        if node is None or ino == wire_root():
+        if node is None or ino == ROOT:
             return
         node.lookups -= count
         if node.lookups <= 0:
@@ -266,7 +265,7 @@ class SysboxFS:
 
     def getattr(self, ino: int) -> wire.Attr:
         node = self._node(ino)
-        if ino == wire_root():
+        if ino == ROOT:
             # only the container's root (and host root) may enter: a host user may not read
             # another's container through the host mount
             return wire.Attr(ino, stat.S_IFDIR | 0o700, 0, self.uid, self.gid, self.started_ns, DIR_TIMEOUT, 2)
@@ -366,10 +365,6 @@ class SysboxFS:
 
     def releasedir(self, fh: int) -> None:
         self.handles.pop(fh, None)
-
-
-def wire_root() -> int:
-    return 1  # FUSE_ROOT_ID
 
 
 def _static_dirs() -> set[str]:

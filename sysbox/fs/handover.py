@@ -34,7 +34,6 @@ class HolderClient:
         self.ours: dict[str, tuple[int, dict[str, Any]]] = {}  # what we gave it (to give a new one)
         self.on_have: Callable[[str, int, dict[str, Any]], None] | None = None
         self.on_message: Callable[[dict[str, Any]], None] | None = None  # notif, gone
-        self.early: list[dict[str, Any]] = []  # messages that came with the ones of connect()
 
     # -- connecting ------------------------------------------------------------------------------
     def _connect(self) -> socket.socket | None:
@@ -86,19 +85,16 @@ class HolderClient:
 
     # -- talking -----------------------------------------------------------------------------------
     def _send(self, msg: dict[str, Any], fd: int | None = None) -> None:
+        """In the trio thread (listen() may be waiting on the socket: it is woken to reconnect)."""
         if self.sock is None:
             return
         try:
-            self.sock.setblocking(True)
-            self.sock.settimeout(2)
             proto.send(self.sock, msg, fd)
         except OSError as e:
             log.warning("fd holder: %s (reconnecting)", e)
+            trio.lowlevel.notify_closing(self.sock)
             self.sock.close()
             self.sock = None
-        finally:
-            if self.sock is not None:
-                self.sock.setblocking(False)
 
     def keep(self, name: str, fd: int, meta: dict[str, Any]) -> None:
         self.ours[name] = (fd, meta)
@@ -111,9 +107,6 @@ class HolderClient:
     def drop(self, name: str) -> None:
         self.ours.pop(name, None)
         self._send({"op": "drop", "name": name})
-
-    def quit(self) -> None:
-        self._send({"op": "quit"})
 
     def decided(self, name: str, nid: int, result: Any) -> None:
         self._send({"op": "decided", "name": name, "id": nid, "result": result})
@@ -155,7 +148,10 @@ class HolderClient:
                 await self._reconnect()
                 continue
             sock = self.sock
-            await trio.lowlevel.wait_readable(sock)
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            except trio.ClosedResourceError:
+                continue  # _send found it broken
             try:
                 msg, fd = proto.recv(sock)
             except BlockingIOError:

@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from sysbox.fs.mounts import MOUNTS
+from sysbox.linux.fusedev import FSTYPE
 from sysbox.linux.proc import start_time
 
 log = logging.getLogger("sysbox-fs")
@@ -61,9 +62,6 @@ class Records:
             except (OSError, ValueError):
                 os.unlink(os.path.join(self.dir, name))
         return out
-
-
-FSTYPE = "fuse.sysboxfs"
 
 
 def reattach(mountpoint: str, pid: int) -> list[str]:

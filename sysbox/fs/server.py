@@ -121,21 +121,22 @@ class Server:
                 self._close(fd)
                 return
             try:
-                if session.slow(buf):
-                    self.pool.submit(self._answer_later, os.dup(fd), session, buf)
+                req = wire.Request(buf)
+                if session.slow(req):
+                    self.pool.submit(self._answer_later, os.dup(fd), session, req)
                     continue
-                out = session.handle(buf)
+                out = session.handle(req)
                 if out is not None:
                     fusedev.write(fd, out)
             except Exception:
                 log.exception("%s: a request could not be answered", session.name)
 
     @staticmethod
-    def _answer_later(fd: int, session: Session, buf: bytes) -> None:
+    def _answer_later(fd: int, session: Session, req: wire.Request) -> None:
         """On the pool, through a dup of the connection's fd (the original may be closed by
         then; the dup keeps the answer on the same connection)."""
         try:
-            out = session.handle(buf)
+            out = session.handle(req)
             if out is not None:
                 fusedev.write(fd, out)
         except Exception:

@@ -15,15 +15,12 @@ from sysbox.fs.fuse import SysboxFS
 
 log = logging.getLogger("sysbox-fs")
 
-# Answered ENOSYS so the kernel stops sending them: OPEN and FLUSH (the page-cache read path,
-# see fuse.py), and everything sysbox-fs does not serve.
-_ENOSYS = errno.ENOSYS
-
-
 class Session:
+    """Opcodes without a handler (OPEN and FLUSH among them: the page-cache read path, see
+    fuse.py) are answered ENOSYS, so the kernel stops sending them."""
+
     def __init__(self, fs: SysboxFS, name: str) -> None:
         self.fs, self.name = fs, name
-        self.initialized = False
         self.requests = 0
         self.handlers = {
             wire.LOOKUP: self._lookup, wire.GETATTR: self._getattr, wire.SETATTR: self._setattr,
@@ -32,20 +29,18 @@ class Session:
             wire.RELEASEDIR: self._releasedir,
         }
 
-    def slow(self, buf: bytes) -> bool:
+    def slow(self, req: wire.Request) -> bool:
         """Would this request fork or wait (a write as the container's root, an id knob read
         in its namespaces)?  Those run on the server's pool, the rest in its loop."""
-        opcode = wire.IN_HEADER.unpack_from(buf)[1]
-        if opcode == wire.WRITE:
+        if req.opcode == wire.WRITE:
             return True
-        if opcode in (wire.GETATTR, wire.READ):
-            node = self.fs.nodes.get(wire.IN_HEADER.unpack_from(buf)[3])
+        if req.opcode in (wire.GETATTR, wire.READ):
+            node = self.fs.nodes.get(req.nodeid)
             return node is not None and self.fs.is_slow(node.path)
         return False
 
-    def handle(self, buf: bytes) -> bytes | None:
+    def handle(self, req: wire.Request) -> bytes | None:
         """The reply to one request, or None for those that get none."""
-        req = wire.Request(buf)
         self.requests += 1
         op = req.opcode
         if op in wire.NO_REPLY:
@@ -59,14 +54,13 @@ class Session:
             except ValueError as e:
                 log.error("%s: %s", self.name, e)
                 return wire.error(req.unique, errno.EPROTO)
-            self.initialized = True
             log.debug("%s: FUSE 7.%d, flags %#x", self.name, minor, flags)
             return wire.reply(req.unique, payload)
         if op == wire.DESTROY:
             return wire.reply(req.unique)
         handler = self.handlers.get(op)
         if handler is None:
-            return wire.error(req.unique, _ENOSYS)
+            return wire.error(req.unique, errno.ENOSYS)
         try:
             return wire.reply(req.unique, handler(req))
         except OSError as e:

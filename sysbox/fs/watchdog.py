@@ -35,8 +35,9 @@ def _ping(socket: str, timeout: float) -> bool:
 
 def abort(mountpoint: str) -> None:
     from sysbox.linux import fusedev
+    from sysbox.linux.tree import mounts_under
 
-    for point in fusedev.mounted_under(mountpoint):
+    for point in mounts_under(mountpoint):  # only sysbox-fs connections are mounted there
         fusedev.abort(point)  # aborts the connection even when the mount stays (EBUSY)
 
 

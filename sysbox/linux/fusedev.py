@@ -10,7 +10,6 @@ import errno
 import os
 import struct
 
-from sysbox.linux import mountinfo
 from sysbox.linux import syscalls as sc
 
 FSTYPE = "fuse.sysboxfs"
@@ -30,17 +29,6 @@ def mount(target: str, uid: int, gid: int) -> int:
     return fd
 
 
-def unmount(target: str) -> None:
-    """Detach every sysbox-fs connection mounted at `target` (none there is fine)."""
-    while (m := mountinfo.at(target)) is not None and m.fstype == FSTYPE:
-        try:
-            sc.umount2(target, sc.MNT_DETACH)
-        except OSError as e:
-            if e.errno in (errno.EINVAL, errno.ENOENT):
-                return
-            raise
-
-
 def abort(target: str) -> None:
     """Fail every pending and future request of the connection at `target` (ENOTCONN): what
     a forced umount does to FUSE, even when the mount itself stays (EBUSY)."""
@@ -48,13 +36,6 @@ def abort(target: str) -> None:
         sc.umount2(target, sc.MNT_FORCE)
     except OSError:
         pass
-
-
-def mounted_under(base: str) -> list[str]:
-    """Mount points of sysbox-fs connections at or below `base`."""
-    prefix = base.rstrip("/") + "/"
-    return [m.point for m in mountinfo.read("self") if m.fstype == FSTYPE and
-            (m.point == base.rstrip("/") or m.point.startswith(prefix))]
 
 
 def read(fd: int, size: int) -> bytes | None:

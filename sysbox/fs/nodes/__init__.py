@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import errno
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sysbox.fs.container import Container
 
@@ -79,6 +82,21 @@ def host_read(path: str) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+T = TypeVar("T")
+_HOST: dict[str, tuple[float, Any]] = {}  # path -> (when read, parsed)
+
+
+def shared_host(path: str, ttl: float, parse: Callable[[bytes], T]) -> T:
+    """A host file, parsed once per `ttl` seconds for every container's reads (50 containers
+    polling meminfo would otherwise each read and parse the same file)."""
+    now = time.monotonic()
+    hit = _HOST.get(path)
+    if hit is None or now - hit[0] >= ttl:
+        hit = _HOST[path] = (now, parse(host_read(path)))
+    value: T = hit[1]
+    return value
 
 
 def _table() -> tuple[dict[str, File], dict[str, Subtree]]:

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import time
-
 from sysbox.fs.cgroupview import UNLIMITED
 from sysbox.fs.container import Container
-from sysbox.fs.nodes import File, host_read
+from sysbox.fs.nodes import File, shared_host
 
 HOST_TTL = 0.1  # seconds the host's meminfo is shared between the containers' reads
 
-_cache: tuple[float, list[tuple[str, int, str]], list[str]] = (-1.0, [], [])
+
+def _parse(raw: bytes) -> tuple[list[tuple[str, int, str]], list[str]]:
+    """(key, value, unit) per line, and the lines as they are."""
+    fields, lines = [], raw.decode().splitlines()
+    for line in lines:
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        fields.append((key, int(parts[0]), parts[1] if len(parts) > 1 else ""))
+    return fields, lines
 
 
 def _host() -> tuple[list[tuple[str, int, str]], list[str]]:
-    """The host's meminfo, parsed and rendered once per HOST_TTL for every container (50
-    containers polling meminfo would otherwise each parse the same 50 lines)."""
-    global _cache
-    now = time.monotonic()
-    if now - _cache[0] >= HOST_TTL:
-        fields, lines = [], []
-        for line in host_read("/proc/meminfo").decode().splitlines():
-            key, _, rest = line.partition(":")
-            parts = rest.split()
-            fields.append((key, int(parts[0]), parts[1] if len(parts) > 1 else ""))
-            lines.append(line)
-        _cache = (now, fields, lines)
-    return _cache[1], _cache[2]
+    return shared_host("/proc/meminfo", HOST_TTL, _parse)
 
 
 def host_meminfo() -> list[tuple[str, int, str]]:

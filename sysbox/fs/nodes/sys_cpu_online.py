@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 from sysbox.fs.cgroupview import format_cpus, parse_cpus
 from sysbox.fs.container import Container
-from sysbox.fs.nodes import File, host_read
+from sysbox.fs.nodes import File, shared_host
 
-_online: tuple[float, list[int]] = (-1.0, [])
 ONLINE_TTL = 1.0  # seconds; CPU hotplug is rare, and uptime/stat/cpuinfo ask on every read
 
 
 def online_cpus() -> list[int]:
     """The host's online CPUs, re-read at most once a second."""
-    global _online
-    now = time.monotonic()
-    if now - _online[0] >= ONLINE_TTL:
-        _online = (now, parse_cpus(host_read("/sys/devices/system/cpu/online").decode()))
-    return list(_online[1])
+    return list(shared_host("/sys/devices/system/cpu/online", ONLINE_TTL, lambda b: parse_cpus(b.decode())))
 
 
 class Online(File):

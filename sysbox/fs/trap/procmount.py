@@ -29,8 +29,8 @@ import re
 from sysbox.fs.mounts import MOUNTS
 from sysbox.linux import mountinfo, ns
 from sysbox.linux import syscalls as sc
+from sysbox.linux.fusedev import FSTYPE
 
-FSTYPE = "fuse.sysboxfs"
 _SELF_FD = re.compile(r"^/proc/(?:self|thread-self)/fd/([0-9]{1,9})/?$")
 # errnos of a path the helper cannot resolve: the kernel's to refuse, with its own errno
 _UNRESOLVED = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EACCES, errno.EBADF})

@@ -202,6 +202,9 @@ def test_sysbox_fs_killed_and_restarted_is_not_seen_inside(stack, make_bundle, c
               "sleep 0.1; done")
     assert stack("run", "-d", "--bundle", make_bundle(["sh", "-c", reader]), cid).returncode == 0
     assert run(["runc", "--root", stack.root, "exec", cid, "sh", "-c", "echo 13 > /proc/sys/kernel/panic"]).returncode == 0
+    # its own /sys/devices/virtual gets mounted (at this first read) by the sysbox-fs about to be killed
+    assert "lo" in run(["runc", "--root", stack.root, "exec", cid, "ls", "/sys/devices/virtual/net"]).stdout.split()
+    assert [m for m in mounts() if cid in m]
 
     def reads() -> list[str]:
         out = run(["runc", "--root", stack.root, "exec", cid, "cat", "/tmp/reads"], timeout=30)
@@ -232,6 +235,7 @@ def test_sysbox_fs_killed_and_restarted_is_not_seen_inside(stack, make_bundle, c
     assert mounted.returncode == 0, mounted.stderr
     assert stack("delete", "--force", cid).returncode == 0
     assert cid not in [c["id"] for c in stack.fs.call("status")["containers"]]
+    assert not [m for m in mounts() if cid in m]  # the view the killed sysbox-fs mounted went with it
     assert stack("run", "--bundle", make_bundle(["cat", "/proc/uptime"], name="after"), cid + "b").returncode == 0
 
 

@@ -93,12 +93,15 @@ class Container:
         return self.sysfs
 
     def close(self) -> None:
-        if self.sysfs:
-            from sysbox.linux import syscalls as sc
+        # By path, not by self.sysfs: a container recovered after a restart may have its view
+        # mounted by the sysbox-fs that was killed, which this process never mounted itself.
+        path = self.sysfs or self.sysfs_path
+        if path and os.path.isdir(path):
+            from sysbox.linux.tree import detach_all
 
             try:
-                sc.umount2(self.sysfs, sc.MNT_DETACH)
-                os.rmdir(self.sysfs)
+                detach_all(path)
+                os.rmdir(path)
             except OSError:
                 pass
             self.sysfs = None

@@ -35,4 +35,5 @@ bench: setup           ## side-by-side benchmarks, written to bench/results/ (ta
 	command -v lxc-start >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lxc
 	$(VENV)/bin/python bench/lifecycle.py
 	$(VENV)/bin/python bench/load.py
+	$(VENV)/bin/python bench/devvm.py
 	$(VENV)/bin/python bench/chart.py

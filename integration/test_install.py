@@ -40,10 +40,13 @@ def test_install_refuses_broken_json(tmp_path):
 def test_install_systemd_units(tmp_path):
     out = run([SYSBOX, "install", "systemd", "--unit-dir", str(tmp_path)])
     assert out.returncode == 0
-    assert sorted(os.listdir(tmp_path)) == ["sysbox-fs.service", "sysbox-mgr.service", "sysbox.service"]
+    assert sorted(os.listdir(tmp_path)) == ["sysbox-fs.service", "sysbox-mgr.service", "sysbox-vms.service",
+                                            "sysbox.service"]
     mgr = (tmp_path / "sysbox-mgr.service").read_text()
     assert f"ExecStart={os.path.dirname(SYSBOX_RUNC)}/sysbox-mgr " in mgr and "@BINDIR@" not in mgr
     assert "Wants=sysbox-mgr.service sysbox-fs.service" in (tmp_path / "sysbox.service").read_text()
+    vms = (tmp_path / "sysbox-vms.service").read_text()  # --restart always VMs come back at boot
+    assert f"ExecStart={os.path.dirname(SYSBOX_RUNC)}/sysbox start --all --watch" in vms and "After=sysbox.service" in vms
 
 
 def _ping(sock: str) -> bool:

@@ -9,7 +9,7 @@ IMAGE_CACHE=${IMAGE_CACHE:-/var/cache/sysbox-images}
 APT_PACKAGES=(runc fuse3 pkg-config gcc libc6-dev python3 python3-venv python3-dev uidmap
               debootstrap busybox-static file tar iptables kmod xfsprogs lxcfs iproute2 util-linux
               docker.io containerd crun podman conmon skopeo umoci containernetworking-plugins
-              strace vagrant vagrant-libvirt)
+              strace vagrant vagrant-libvirt openssh-client)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -57,7 +57,7 @@ venv() {
   fi
   say "installing sysbox (editable) and test extras into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import sysbox, trio, pyroute2, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
+  "$VENV/bin/python" -c 'import sysbox, trio, jsonschema, pytest, xdist, hypothesis, grpc, kubernetes_validate' \
     && "$VENV/bin/ruff" --version >/dev/null && "$VENV/bin/mypy" --version >/dev/null \
     || { say "venv install failed"; exit 1; }
   install_launcher

@@ -107,7 +107,11 @@ def _devvm_env(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     from sysbox.devvm import commands
 
-    print(commands.run(_devvm_env(args), args.image, args.name, args.publish or [], args.volume or [], args.command))
+    opts = commands.RunOptions(image=args.image, name=args.name, ports=args.publish or [], volumes=args.volume or [],
+                               cmd=args.command, env=args.env or [], hostname=args.hostname, memory=args.memory,
+                               cpus=args.cpus, pids=args.pids_limit, restart=args.restart,
+                               ssh_keys=args.ssh_key)
+    print(commands.run(_devvm_env(args), opts))
     return 0
 
 
@@ -140,11 +144,42 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_start(args: argparse.Namespace) -> int:
+def _start_all(env, watch: bool) -> int:
     from sysbox.devvm import commands
 
+    failed = 0
+    for name, error in commands.start_all(env):
+        print(name if error is None else f"{name}: {error}", file=sys.stdout if error is None else sys.stderr,
+              flush=True)
+        failed += error is not None
+    if not watch:
+        return 1 if failed else 0
+    import signal
+
+    from sysbox.devvm.watch import Watcher
+
+    w = Watcher(env)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: w.stopping.set())
+    w.run()
+    return 0
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+    from sysbox.errors import SysboxError
+
+    env = _devvm_env(args)
+    if args.watch and not args.all:
+        raise SysboxError("start --watch goes with --all")
+    if args.all and args.names:
+        raise SysboxError("start --all takes no names")
+    if args.all:
+        return _start_all(env, args.watch)
+    if not args.names:
+        raise SysboxError("start: give the containers' names, or --all")
     for name in args.names:
-        commands.start(_devvm_env(args), name)
+        commands.start(env, name)
         print(name)
     return 0
 
@@ -155,6 +190,95 @@ def _cmd_rm(args: argparse.Namespace) -> int:
     for name in args.names:
         commands.rm(_devvm_env(args), name, args.force)
         print(name)
+    return 0
+
+
+def _cmd_ssh(args: argparse.Namespace) -> int:
+    import os
+
+    from sysbox.devvm import commands, ssh
+
+    env = _devvm_env(args)
+    meta = env.store.load(args.name)
+    if commands.status(env, meta) != "running":
+        from sysbox.errors import SysboxError
+
+        raise SysboxError(f"container {args.name} is not running: sysbox start {args.name} first")
+    argv = ssh.argv(meta, os.path.join(env.store.cdir(args.name), "known_hosts"), args.command, args.tty)
+    os.execv(argv[0], argv)
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from sysbox.devvm import logs
+
+    try:
+        return logs.logs(_devvm_env(args), args.name, args.follow)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _cmd_cp(args: argparse.Namespace) -> int:
+    from sysbox.devvm import transfer
+
+    transfer.cp(_devvm_env(args), args.src, args.dst)
+    return 0
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    import time
+
+    from sysbox.devvm import snapshots
+    from sysbox.errors import SysboxError
+
+    env = _devvm_env(args)
+    if args.list or args.snapshot is None:
+        for row in snapshots.list_(env, args.name):
+            print(f"{row['name']:<20} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row['created']))}"
+                  + ("  (taken running)" if row.get("running") else ""))
+        return 0
+    if args.list:
+        raise SysboxError("snapshot --list takes no SNAPSHOT")
+    snapshots.snapshot(env, args.name, args.snapshot)
+    print(f"{args.name}@{args.snapshot}")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from sysbox.devvm import snapshots
+
+    snapshots.restore(_devvm_env(args), args.name, args.snapshot)
+    print(f"{args.name}@{args.snapshot}")
+    return 0
+
+
+def _cmd_clone(args: argparse.Namespace) -> int:
+    from sysbox.devvm import snapshots
+
+    snapshots.clone(_devvm_env(args), args.name, args.new)
+    print(args.new)
+    return 0
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    rows = commands.images(_devvm_env(args), sizes=not args.json or args.size)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    fmt = "{:<18} {:<20} {:>9} {}"
+    print(fmt.format("ID", "NAME", "SIZE", "USED BY"))
+    for r in rows:
+        size = f"{r['size'] / (1 << 20):.0f} MiB" if r.get("size") is not None else "-"
+        print(fmt.format(r["id"], r["name"], size, ",".join(r["vms"]) or "-"))
+    return 0
+
+
+def _cmd_rmi(args: argparse.Namespace) -> int:
+    from sysbox.devvm import commands
+
+    for ref in args.images:
+        print(commands.rmi(_devvm_env(args), ref))
     return 0
 
 
@@ -248,6 +372,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--name", help="container name (default: vm-XXXXXXXX)")
     r.add_argument("-p", "--publish", action="append", metavar="[IP:]HOST:CTR[/PROTO]", help="publish a port")
     r.add_argument("-v", "--volume", action="append", metavar="SRC:DST[:ro]", help="bind a host path")
+    r.add_argument("-e", "--env", action="append", metavar="NAME[=VALUE]",
+                   help="set an environment variable (NAME alone: the host's value)")
+    r.add_argument("--hostname", help="the VM's hostname (default: its name)")
+    r.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 512m, 2g (free shows it)")
+    r.add_argument("--cpus", metavar="N", help="CPU limit, e.g. 1.5 (nproc-style views show it)")
+    r.add_argument("--pids-limit", metavar="N", help="most processes and threads at once")
+    r.add_argument("--restart", default="no", metavar="no|always",
+                   help="always: started again by `sysbox start --all` at boot (default no)")
+    r.add_argument("--ssh-key", action="append", metavar="FILE",
+                   help="public key(s) root may log in with (default: your ~/.ssh/*.pub)")
     r.add_argument("-d", "--detach", action="store_true", help="accepted for Docker habits; always detached")
     r.add_argument("image", help="docker-archive tarball or OCI layout dir[:tag]")
     r.add_argument("command", nargs=argparse.REMAINDER, help="command (default: the image's)")
@@ -267,15 +401,60 @@ def parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=_cmd_exec)
     for verb, fn, helptext in (("stop", _cmd_stop, "stop dev-VM containers (kept for start)"),
                                ("start", _cmd_start, "start stopped dev-VM containers again"),
-                               ("rm", _cmd_rm, "remove dev-VM containers")):
+                               ("rm", _cmd_rm, "remove dev-VM containers (their images stay)")):
         v = sub.add_parser(verb, help=helptext)
-        v.add_argument("names", nargs="+", metavar="NAME")
+        v.add_argument("names", nargs="*" if verb == "start" else "+", metavar="NAME")
         if verb == "stop":
             v.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL (default 10)")
+        if verb == "start":
+            v.add_argument("--all", action="store_true", help="every VM made with --restart always (at boot)")
+            v.add_argument("--watch", action="store_true",
+                           help="with --all: then stay, starting them again whenever they exit")
         if verb == "rm":
             v.add_argument("-f", "--force", action="store_true", help="stop it first if running")
         _devvm_options(v)
         v.set_defaults(func=fn)
+    sh = sub.add_parser("ssh", help="log into a dev VM as root with ssh")
+    sh.add_argument("-t", "--tty", action="store_true", help="force a terminal (ssh -t)")
+    sh.add_argument("name")
+    sh.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a login shell")
+    _devvm_options(sh)
+    sh.set_defaults(func=_cmd_ssh)
+    lg = sub.add_parser("logs", help="a dev VM's journal (systemd) or console output")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the VM stops")
+    lg.add_argument("name")
+    _devvm_options(lg)
+    lg.set_defaults(func=_cmd_logs)
+    cp = sub.add_parser("cp", help="copy files into or out of a running dev VM (NAME:PATH on one side)")
+    cp.add_argument("src", metavar="SRC")
+    cp.add_argument("dst", metavar="DST")
+    _devvm_options(cp)
+    cp.set_defaults(func=_cmd_cp)
+    sn = sub.add_parser("snapshot", help="save a dev VM's disk state under a name (or list them)")
+    sn.add_argument("-l", "--list", action="store_true", help="list the VM's snapshots")
+    sn.add_argument("name")
+    sn.add_argument("snapshot", nargs="?", metavar="SNAPSHOT")
+    _devvm_options(sn)
+    sn.set_defaults(func=_cmd_snapshot)
+    rs = sub.add_parser("restore", help="bring a stopped dev VM's disk back to a snapshot")
+    rs.add_argument("name")
+    rs.add_argument("snapshot", metavar="SNAPSHOT")
+    _devvm_options(rs)
+    rs.set_defaults(func=_cmd_restore)
+    cl = sub.add_parser("clone", help="make a new dev VM from a copy of another's disk (stopped; no ports)")
+    cl.add_argument("name")
+    cl.add_argument("new", metavar="NEW")
+    _devvm_options(cl)
+    cl.set_defaults(func=_cmd_clone)
+    ims = sub.add_parser("images", help="images in the dev-VM store, and which VMs use them")
+    ims.add_argument("--json", action="store_true")
+    ims.add_argument("--size", action="store_true", help="with --json: measure the unpacked size too")
+    _devvm_options(ims)
+    ims.set_defaults(func=_cmd_images)
+    rmi = sub.add_parser("rmi", help="remove images from the dev-VM store (refused while a VM uses one)")
+    rmi.add_argument("images", nargs="+", metavar="IMAGE", help="id, name or source path")
+    _devvm_options(rmi)
+    rmi.set_defaults(func=_cmd_rmi)
 
     dm = sub.add_parser("demo", help="boot a systemd system container with Docker inside (what `make demo` shows)")
     dm.add_argument("--cache", default=DEFAULT_CACHE)

@@ -8,16 +8,14 @@ so an interrupted build never leaves a half image that a later run would reuse.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from sysbox.errors import SysboxError
@@ -27,9 +25,9 @@ SUITE = "bookworm"
 # Fixed timestamp for files and tar members: two builds of busybox give the same tarball.
 EPOCH = 1700000000
 DEBIAN_PACKAGES = ["systemd", "systemd-sysv", "dbus", "iproute2", "procps", "docker.io",
-                   "containerd", "runc", "iptables", "ca-certificates", "kmod", "less"]
+                   "containerd", "runc", "iptables", "ca-certificates", "kmod", "less", "openssh-server"]
 # Bump when a recipe changes, so cached images built by an older recipe are rebuilt.
-RECIPES = {"busybox": 3, "debian-systemd": 2}
+RECIPES = {"busybox": 3, "debian-systemd": 3}
 # What `docker load` gets: the command and environment a user of the image would expect.
 IMAGE_CONFIG = {"busybox": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
                 "debian-systemd": {"Cmd": ["/sbin/init"], "StopSignal": "SIGRTMIN+3",
@@ -94,6 +92,9 @@ def build_busybox(rootfs: str, mirror: str | None) -> dict:
 
 def check_mirror(mirror: str, suite: str = SUITE, timeout: float = 15) -> None:
     """Fail fast, with a clear message, when the Debian mirror cannot be reached."""
+    import urllib.error  # only a build needs them (~30 ms of imports for every other command)
+    import urllib.request
+
     url = f"{mirror.rstrip('/')}/dists/{suite}/Release"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
@@ -150,6 +151,42 @@ def _configure_debian(rootfs: str, mirror: str) -> None:
     _write_file(os.path.join(rootfs, "etc/hosts"), "127.0.0.1\tlocalhost syscont\n::1\tlocalhost\n")
     _write_file(os.path.join(rootfs, "etc/apt/sources.list"),
                 f"deb {mirror} {SUITE} main\n")
+    _configure_ssh(rootfs)
+
+
+SSH_KEYGEN_UNIT = """[Unit]
+Description=SSH host keys of this machine, made at its first boot
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=ssh.service
+"""
+
+
+def _configure_ssh(rootfs: str) -> None:
+    """sshd for `sysbox ssh` and `-p 2222:22`: no host keys in the image (every machine of it
+    would share them); each makes its own at first boot.  pam_loginuid cannot write the audit
+    login uid from a user namespace, so it may not fail the session."""
+    ssh = os.path.join(rootfs, "etc/ssh")
+    for name in os.listdir(ssh):
+        if name.startswith("ssh_host_"):
+            os.unlink(os.path.join(ssh, name))
+    unit_dir = os.path.join(rootfs, "etc/systemd/system")
+    _write_file(os.path.join(unit_dir, "ssh-hostkeys.service"), SSH_KEYGEN_UNIT)
+    wants = os.path.join(unit_dir, "ssh.service.wants")
+    os.makedirs(wants, exist_ok=True)
+    link = os.path.join(wants, "ssh-hostkeys.service")
+    if not os.path.lexists(link):
+        os.symlink("../ssh-hostkeys.service", link)
+    pam = os.path.join(rootfs, "etc/pam.d/sshd")
+    with open(pam) as f:
+        text = f.read()
+    _write_file(pam, re.sub(r"(?m)^(session\s+)required(\s+pam_loginuid\.so)", r"\1optional\2", text))
 
 
 BUILDERS: dict[str, Callable[[str, str | None], dict]] = {
@@ -160,6 +197,8 @@ BUILDERS: dict[str, Callable[[str, str | None], dict]] = {
 
 def _tar(rootfs: str, tarball: str) -> str:
     """A reproducible tarball of rootfs (sorted, numeric owners, fixed mtimes); returns its sha256."""
+    import hashlib
+
     subprocess.run(["tar", "--numeric-owner", "--sort=name", f"--mtime=@{EPOCH}", "--format=gnu",
                     "-C", rootfs, "-cf", tarball, "."], check=True)
     h = hashlib.sha256()
@@ -171,6 +210,7 @@ def _tar(rootfs: str, tarball: str) -> str:
 
 def docker_archive(name: str, layer_tar: str, layer_sha: str, out: str) -> None:
     """Write what `docker save` would: one layer (the rootfs tarball), its config, a manifest."""
+    import hashlib
     import tarfile
 
     config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),

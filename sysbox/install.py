@@ -76,7 +76,7 @@ def install_docker(path: str = DAEMON_JSON, default: bool = False, runtime_args:
             f"restart dockerd to use it (e.g. systemctl restart docker), then: docker run --runtime={NAME} ...")
 
 
-UNITS = ("sysbox.service", "sysbox-mgr.service", "sysbox-fs.service")
+UNITS = ("sysbox.service", "sysbox-mgr.service", "sysbox-fs.service", "sysbox-vms.service")
 
 
 def install_systemd(unit_dir: str = "/etc/systemd/system") -> str:
@@ -90,7 +90,7 @@ def install_systemd(unit_dir: str = "/etc/systemd/system") -> str:
         with open(os.path.join(unit_dir, unit), "w") as f:
             f.write(text)
     return (f"wrote {', '.join(UNITS)} to {unit_dir}; now: systemctl daemon-reload && "
-            "systemctl enable --now sysbox.service")
+            "systemctl enable --now sysbox.service sysbox-vms.service")
 
 
 def uninstall_docker(path: str = DAEMON_JSON) -> str:

@@ -4,11 +4,12 @@ The network is one conflist - bridge (host-local IPAM) then portmap - plus the l
 plugin for `lo`.  ADD runs the chain in order, each plugin receiving the previous result;
 DEL runs it in reverse with the result ADD returned (kept in the container's record).  The
 namespace is the container's own, pinned by a bind mount under the run root; what the CLI
-reads over netlink itself (the addresses it reports) goes through pyroute2.
+asks the kernel itself (the address it reports) goes through sysbox/linux/netaddr.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -128,12 +129,11 @@ def unpin_netns(path: str) -> None:
         pass
 
 
-def addresses(netns_path: str) -> list[str]:
-    """The IPv4 addresses inside a network namespace, read over netlink (pyroute2)."""
-    from pyroute2 import NetNS
+def address(netns_path: str, ifname: str = "eth0") -> str | None:
+    """The interface's IPv4 address inside the network namespace, asked of the kernel."""
+    from sysbox.linux.netaddr import ipv4_of
 
-    with NetNS(netns_path) as ns:
-        return [a.get_attr("IFA_ADDRESS") for a in ns.get_addr(family=2) if a.get_attr("IFA_LABEL") != "lo"]
+    return ipv4_of(netns_path, ifname)
 
 
 def parse_port(spec: str) -> dict[str, Any]:
@@ -157,3 +157,31 @@ def parse_port(spec: str) -> dict[str, Any]:
     if host_ip:
         m["hostIP"] = host_ip
     return m
+
+
+def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a["hostPort"] == b["hostPort"] and a["protocol"] == b["protocol"]
+            and (not a.get("hostIP") or not b.get("hostIP") or a["hostIP"] == b["hostIP"]))
+
+
+def check_ports_free(wanted: list[dict[str, Any]], taken: dict[str, list[dict[str, Any]]]) -> None:
+    """Refuse a host port another VM publishes (its DNAT rule would silently win or lose) or a
+    process on this host listens on (portmap would steal its traffic)."""
+    import socket
+
+    for i, m in enumerate(wanted):
+        label = f"{m.get('hostIP', '') + ':' if m.get('hostIP') else ''}{m['hostPort']}/{m['protocol']}"
+        if any(_overlaps(m, o) for o in wanted[:i]):
+            raise SysboxError(f"-p {label}: published twice")
+        for name, ports in taken.items():
+            if any(_overlaps(m, o) for o in ports):
+                raise SysboxError(f"-p {label}: port in use by container {name}")
+        kind = socket.SOCK_STREAM if m["protocol"] == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+            try:
+                s.bind((m.get("hostIP", ""), m["hostPort"]))
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise SysboxError(f"-p {label}: port in use on this host") from None
+                raise SysboxError(f"-p {label}: cannot publish there ({e.strerror})") from None

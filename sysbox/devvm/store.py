@@ -1,10 +1,15 @@
-"""The dev-VM store: images (one OCI layout) and one directory per container, on disk.
+"""The dev-VM store: images (one OCI layout, each image unpacked once) and one directory per VM.
 
-<root>/images/oci            OCI layout filled by skopeo, tags named after the source
-<root>/images/sources.json   source path -> (size, mtime, tag), to skip a second import
-<root>/containers/<name>/    bundle (umoci's config.json + rootfs), meta.json, console.log
-<root>/cni/                  host-local IPAM leases
-A flock on <root>/lock serialises CLI invocations that change the store.
+<root>/images/oci                 OCI layout filled by skopeo, tags named after the source
+<root>/images/sources.json        source (path, size, mtime) -> tag, to skip a second import
+<root>/images/layers/<tag>/       rootfs (umoci's unpack, shared read-only by every VM of the
+                                  image) and config.json (the image's runtime spec)
+<root>/containers/<name>/         meta.json, bundle/ (config.json, rootfs = the VM's overlay),
+                                  upper/ and work/ (what the VM wrote), snapshots/<snap>/upper,
+                                  console.log, runtime.log, known_hosts
+<root>/cni/                       host-local IPAM leases
+A flock on <root>/lock serialises CLI invocations that change the store.  Everything but the
+path down to a rootfs is root-only.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class Store:
         self.root = os.path.abspath(root)
         self.images = os.path.join(self.root, "images")
         self.oci = os.path.join(self.images, "oci")
+        self.layers = os.path.join(self.images, "layers")
         self.containers = os.path.join(self.root, "containers")
         self.cni = os.path.join(self.root, "cni")
 
@@ -43,6 +49,16 @@ class Store:
     def cdir(self, name: str) -> str:
         return os.path.join(self.containers, name)
 
+    def layer(self, tag: str) -> str:
+        """An image's unpacked, shared directory (rootfs + config.json)."""
+        return os.path.join(self.layers, tag)
+
+    def snapshot_dir(self, name: str, snap: str = "") -> str:
+        return os.path.join(self.cdir(name), "snapshots", snap) if snap else os.path.join(self.cdir(name), "snapshots")
+
+    def exists(self, name: str) -> bool:
+        return os.path.exists(os.path.join(self.cdir(name), "meta.json"))
+
     def load(self, name: str) -> dict[str, Any]:
         try:
             with open(os.path.join(self.cdir(name), "meta.json")) as f:
@@ -54,7 +70,8 @@ class Store:
         d = self.cdir(meta["name"])
         os.makedirs(d, mode=0o711, exist_ok=True)
         tmp = os.path.join(d, "meta.json.tmp")
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
             json.dump(meta, f, indent=1)
         os.replace(tmp, os.path.join(d, "meta.json"))
 

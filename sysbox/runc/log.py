@@ -34,7 +34,10 @@ def log(globals_: dict[str, Any], level: str, msg: str) -> None:
     else:
         line = f'time="{stamp}" level={level} msg={json.dumps(msg)}'
     try:
-        with open(path, "a") as f:
+        import os
+
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)  # host root's only
+        with os.fdopen(fd, "a") as f:
             f.write(line + "\n")
     except OSError:
         pass

@@ -1,0 +1,62 @@
+"""Writing files into a tree that an image controls, resolving its paths inside that tree.
+
+A VM's rootfs comes from a user-supplied image: /etc or /root may be symlinks, absolute or
+full of '..'.  Host root following them from the host would write wherever they point, so
+each write runs in a forked child that chroot()s into the tree first; the kernel then resolves
+every symlink and '..' inside it.  The child runs no code from the image and holds no fd
+outside it (the fork keeps only what Python opened with O_CLOEXEC off, which is nothing here).
+"""
+
+from __future__ import annotations
+
+import os
+
+from sysbox.linux import ns
+
+
+def write_file(root: str, path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0,
+               dir_mode: int = 0o755) -> int:
+    """Create or replace `path` (absolute, as the tree sees it) with `data`; missing parent
+    directories are made with dir_mode, owned uid:gid.  Returns 0 or the errno that stopped it."""
+    if not path.startswith("/"):
+        raise ValueError(f"{path}: not absolute")
+
+    def child() -> int:
+        os.chroot(root)
+        os.chdir("/")
+        parent = os.path.dirname(path)
+        made = []
+        p = parent
+        while p != "/" and not os.path.isdir(p):
+            made.append(p)
+            p = os.path.dirname(p)
+        for d in reversed(made):
+            os.mkdir(d, dir_mode)
+            os.chown(d, uid, gid, follow_symlinks=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        return 0
+
+    return ns.fork_and_wait(child, timeout=30)
+
+
+def remove_files(root: str, paths: list[str]) -> int:
+    """Unlink each of `paths` (absolute, as the tree sees them) that exists; 0 or an errno."""
+    def child() -> int:
+        os.chroot(root)
+        os.chdir("/")
+        for p in paths:
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+        return 0
+
+    return ns.fork_and_wait(child, timeout=30)

@@ -201,15 +201,17 @@ def test_vms_share_one_unpacked_image_and_each_costs_only_its_layer(devvm, busyb
 
 
 def test_limits_environment_and_hostname_are_what_the_vm_sees(devvm, busybox_archive):
-    out = devvm("run", "--name", "lim", "-m", "96m", "--cpus", "1", "--pids-limit", "40", "-e", "GREETING=hi there",
+    out = devvm("run", "--name", "lim", "-m", "96m", "--cpus", "1", "--cpuset-cpus", "0", "--pids-limit", "40",
+                "-e", "GREETING=hi there",
                 "-e", "PATH", "--hostname", "box1", busybox_archive, "sleep", "600")
     assert out.returncode == 0, out.stderr
     seen = devvm("exec", "lim", "sh", "-c", "free -k | awk '/Mem:/{print $2}'; cat /sys/devices/system/cpu/online; "
                  "grep -c ^processor /proc/cpuinfo; cat /sys/fs/cgroup/pids.max 2>/dev/null || "
                  "cat /sys/fs/cgroup/pids/pids.max; echo \"$GREETING\"; hostname; cat /etc/hostname; "
-                 "grep box1 /etc/hosts | wc -l; test -n \"$PATH\" && echo path-set")
+                 "grep box1 /etc/hosts | wc -l; test -n \"$PATH\" && echo path-set; nproc")
     assert seen.returncode == 0, seen.stderr
-    assert seen.stdout.split("\n")[:9] == [str(96 * 1024), "0", "1", "40", "hi there", "box1", "box1", "1", "path-set"]
+    assert seen.stdout.split("\n")[:10] == [str(96 * 1024), "0", "1", "40", "hi there", "box1", "box1", "1", "path-set",
+                                          "1"]  # nproc: the cpuset
     # 40 tasks at most: the shell's forks beyond that fail inside (without a limit, 60 succeed)
     forks = devvm("exec", "lim", "sh", "-c", "for i in $(seq 60); do sleep 30 & done; echo all-forked", timeout=60)
     assert forks.returncode != 0 and "can't fork" in forks.stderr and "all-forked" not in forks.stdout, forks.stderr
@@ -275,8 +277,23 @@ def test_cp_in_and_out_as_the_vms_root_sees_it(devvm, busybox_archive, tmp_path)
     assert "between two containers" in one_error(devvm("cp", "cpy:/out", "cpy:/tmp"))
     assert "one side must be NAME:PATH" in one_error(devvm("cp", str(src), str(dest)))
     assert "must be absolute" in one_error(devvm("cp", str(src), "cpy:tmp"))
+    # a stopped VM: its layer, resolved inside it, owned as its root sees it once it runs again
+    host_dir = tmp_path / "host-only"
+    host_dir.mkdir()
+    assert devvm("exec", "cpy", "sh", "-c", f"mkdir -p {host_dir} && ln -s {host_dir} /trap").returncode == 0
     assert devvm("stop", "-t", "1", "cpy").returncode == 0
-    assert "container cpy is not running" in one_error(devvm("cp", str(src), "cpy:/tmp"))
+    assert devvm("cp", str(src / "run.sh"), "cpy:/trap/").returncode == 0
+    assert os.listdir(host_dir) == []  # it went into the VM's own tree, not through to the host
+
+    assert devvm("cp", str(src / "sub"), "cpy:/srv/offline").returncode == 0
+    assert devvm("cp", "cpy:/out/d/f", str(tmp_path / "offline-out")).returncode == 0
+    assert (tmp_path / "offline-out").read_text() == "back\n"
+    assert "no directory /nope in container cpy" in one_error(devvm("cp", str(src), "cpy:/nope/x"))
+    assert not [m for m in mounts() if m.startswith(devvm.store)]  # its layer is unmounted again
+    assert devvm("start", "cpy").returncode == 0
+    offline = devvm("exec", "cpy", "stat", "-c", "%u:%g", "/srv/offline/file.txt")
+    assert offline.stdout.strip() == "0:0", offline.stdout + offline.stderr
+    assert devvm("exec", "cpy", "test", "-f", f"{host_dir}/run.sh").returncode == 0
 
 
 def test_cp_out_of_a_hostile_vm_writes_nothing_outside_the_destination(devvm, busybox_archive, tmp_path):
@@ -350,6 +367,7 @@ def test_snapshot_restore_and_clone(devvm, busybox_archive):
     (["-m", "1m", "IMAGE", "true"], "--memory 1m: the minimum is 6m"),
     (["--cpus", "999", "IMAGE", "true"], "--cpus 999: expected a number from 0.01"),
     (["--pids-limit", "0", "IMAGE", "true"], "--pids-limit 0: expected a positive number"),
+    (["--cpuset-cpus", "0-999", "IMAGE", "true"], "--cpuset-cpus 0-999: this host has CPUs"),
     (["-e", "1X=y", "IMAGE", "true"], "-e 1X=y: expected NAME=VALUE"),
     (["--hostname=-bad", "IMAGE", "true"], "--hostname '-bad'"),
     (["--restart", "sometimes", "IMAGE", "true"], "--restart sometimes: expected one of no, always"),

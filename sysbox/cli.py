@@ -109,7 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     opts = commands.RunOptions(image=args.image, name=args.name, ports=args.publish or [], volumes=args.volume or [],
                                cmd=args.command, env=args.env or [], hostname=args.hostname, memory=args.memory,
-                               cpus=args.cpus, pids=args.pids_limit, restart=args.restart,
+                               cpus=args.cpus, cpuset=args.cpuset_cpus, pids=args.pids_limit, restart=args.restart,
                                ssh_keys=args.ssh_key)
     print(commands.run(_devvm_env(args), opts))
     return 0
@@ -377,6 +377,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--hostname", help="the VM's hostname (default: its name)")
     r.add_argument("-m", "--memory", metavar="SIZE", help="memory limit, e.g. 512m, 2g (free shows it)")
     r.add_argument("--cpus", metavar="N", help="CPU limit, e.g. 1.5 (nproc-style views show it)")
+    r.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs it may run on, e.g. 0-1,3 (what nproc counts)")
     r.add_argument("--pids-limit", metavar="N", help="most processes and threads at once")
     r.add_argument("--restart", default="no", metavar="no|always",
                    help="always: started again by `sysbox start --all` at boot (default no)")

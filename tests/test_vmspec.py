@@ -33,6 +33,15 @@ def test_limits_env_hostname_and_volumes():
     assert spec["mounts"] == [{"destination": "/src", "type": "bind", "source": "/src", "options": ["rbind", "ro"]}]
 
 
+def test_cpuset_joins_the_cpu_quota():
+    spec = vmspec.apply(IMAGE_SPEC, meta(cpus=0.5, cpuset="0"))
+    assert spec["linux"]["resources"]["cpu"] == {"quota": 50000, "period": 100000, "cpus": "0"}
+    assert vmspec.parse_cpuset("0-1,3", online=4) == "0-1,3"
+    for bad, msg in (("1-0", "expected CPU numbers"), ("a", "expected CPU numbers"), ("4", "this host has CPUs 0-3")):
+        with pytest.raises(SysboxError, match=msg):
+            vmspec.parse_cpuset(bad, online=4)
+
+
 def test_an_image_without_a_command_needs_one():
     with pytest.raises(SysboxError, match="no command in the image"):
         vmspec.apply({"process": {}, "linux": {}}, meta())

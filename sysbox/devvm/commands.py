@@ -122,6 +122,7 @@ class RunOptions(NamedTuple):
     hostname: str | None = None
     memory: str | None = None
     cpus: str | None = None
+    cpuset: str | None = None
     pids: str | None = None
     restart: str = "no"
     ssh_keys: list[str] | None = None  # None: the invoking user's ~/.ssh/*.pub, if any
@@ -145,6 +146,7 @@ def _meta(opts: RunOptions) -> dict[str, Any]:
         "hostname": vmspec.parse_hostname(opts.hostname) if opts.hostname else None,
         "memory": vmspec.parse_memory(opts.memory) if opts.memory else None,
         "cpus": vmspec.parse_cpus(opts.cpus) if opts.cpus else None,
+        "cpuset": vmspec.parse_cpuset(opts.cpuset) if opts.cpuset else None,
         "pids": vmspec.parse_pids(opts.pids) if opts.pids else None,
         "restart": vmspec.parse_restart(opts.restart), "state": "creating", "created": time.time(),
     }

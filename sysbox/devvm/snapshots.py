@@ -101,7 +101,7 @@ def clone(env: Env, name: str, new: str) -> dict[str, Any]:
         if env.store.exists(new):
             raise SysboxError(f"container {new} already exists")
         meta = {k: src.get(k) for k in ("image", "tag", "layered", "volumes", "cmd", "env", "memory",
-                                        "cpus", "pids", "restart", "ssh_keys", "ssh_identity")}
+                                        "cpus", "cpuset", "pids", "restart", "ssh_keys", "ssh_identity")}
         meta.update(name=new, id=uuid.uuid4().hex[:12], ports=[], state="creating", created=time.time(),
                     cloned_from=name)
         env.store.save(meta)

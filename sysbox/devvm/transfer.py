@@ -10,12 +10,14 @@ point inside, device nodes and set-id bits are dropped.  It needs a running VM.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
 import stat
 import subprocess
 import tarfile
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from sysbox.devvm import commands
@@ -34,17 +36,131 @@ def parse(arg: str) -> tuple[str | None, str]:
     return None, arg
 
 
-def _running(env: Env, name: str) -> dict[str, Any]:
+class _Running:
+    """A running VM's end: `tar` run through exec, as the VM's root, in its namespaces."""
+
+    def __init__(self, env: Env, meta: dict[str, Any]) -> None:
+        self.env, self.meta = env, meta
+
+    def _exec(self, *argv: str) -> list[str]:
+        return self.env.runtime() + ["exec", self.meta["id"], *argv]
+
+    def test(self, flag: str, path: str) -> bool:
+        return subprocess.run(self._exec("test", flag, path), capture_output=True, stdin=subprocess.DEVNULL,
+                              timeout=60, check=False).returncode == 0
+
+    def unpack(self, into: str, write: Callable[[IO[bytes]], None], label: str) -> None:
+        proc = subprocess.Popen(self._exec("tar", "-x", "-f", "-", "-C", into), stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stderr is not None
+        try:
+            write(proc.stdin)
+        except BrokenPipeError:
+            pass  # tar in the VM stopped reading: its error says why
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            err = proc.stderr.read().decode(errors="replace").strip()
+            rc = proc.wait(timeout=600)
+        if rc != 0:
+            raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
+
+    def pack(self, parent: str, base: str, read: Callable[[IO[bytes]], None], label: str) -> None:
+        proc = subprocess.Popen(self._exec("tar", "-c", "-f", "-", "-C", parent, base), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            read(proc.stdout)
+        finally:
+            proc.stdout.close()
+            err = proc.stderr.read().decode(errors="replace").strip()
+            rc = proc.wait(timeout=600)
+        if rc != 0:
+            raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
+
+
+class _Stopped:
+    """A stopped VM's end: its layer, mounted alone (0-based ids: its root's are 0), and a
+    child chroot()ed into it that packs or unpacks with tarfile through an unnamed file."""
+
+    def __init__(self, root: str, cdir: str) -> None:
+        self.root, self.cdir = root, cdir
+
+    def test(self, flag: str, path: str) -> bool:
+        from sysbox.linux import inroot
+
+        check = os.path.isdir if flag == "-d" else os.path.lexists
+        return inroot.run_in(self.root, lambda: 0 if check(path) else 1, timeout=60) == 0
+
+    def _scratch(self) -> int:
+        return os.open(self.cdir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)  # gone when closed
+
+    def unpack(self, into: str, write: Callable[[IO[bytes]], None], label: str) -> None:
+        from sysbox.linux import inroot
+
+        fd = self._scratch()
+        try:
+            with os.fdopen(os.dup(fd), "wb") as f:
+                write(f)
+
+            def child() -> int:
+                os.lseek(fd, 0, os.SEEK_SET)
+                with os.fdopen(fd, "rb", closefd=False) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+                    tar.extractall(into)  # our own archive, unpacked inside the VM's tree
+                return 0
+
+            err = inroot.run_in(self.root, child)
+        finally:
+            os.close(fd)
+        if err:
+            raise SysboxError(f"{label}: {os.strerror(err)}")
+
+    def pack(self, parent: str, base: str, read: Callable[[IO[bytes]], None], label: str) -> None:
+        from sysbox.linux import inroot
+
+        fd = self._scratch()
+        try:
+            def child() -> int:
+                os.chdir(parent)
+                with os.fdopen(fd, "wb", closefd=False) as f, tarfile.open(fileobj=f, mode="w|") as tar:
+                    tar.add(base)  # symlinks stay symlinks: nothing is followed
+                return 0
+
+            err = inroot.run_in(self.root, child)
+            if err:
+                raise SysboxError(f"{label}: {os.strerror(err)}")
+            os.lseek(fd, 0, os.SEEK_SET)
+            with os.fdopen(os.dup(fd), "rb") as f:
+                read(f)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _vm_end(env: Env, name: str) -> Iterator[_Running | _Stopped]:
     meta = env.store.load(name)
-    if commands.status(env, meta) != "running":
+    if commands.status(env, meta) == "running":
+        yield _Running(env, meta)
+        return
+    if not meta.get("layered"):
         raise SysboxError(f"container {name} is not running: sysbox start {name} first")
-    return meta
+    from sysbox.devvm import layer
 
-
-def _vm_test(env: Env, meta: dict[str, Any], flag: str, path: str) -> bool:
-    out = subprocess.run(env.runtime() + ["exec", meta["id"], "test", flag, path], capture_output=True,
-                         stdin=subprocess.DEVNULL, timeout=60, check=False)
-    return out.returncode == 0
+    with env.store.locked():  # no start, restore or rm while its layer is mounted here
+        meta = env.store.load(name)
+        if commands.status(env, meta) == "running":
+            raise SysboxError(f"container {name} was started meanwhile; try again")
+        commands.stop_quiet(env, meta)
+        layer.unshift_if_stale(env.store, meta)
+        try:
+            yield _Stopped(layer.mount(env.store, meta), env.store.cdir(name))
+        finally:
+            layer.unmount(env.store, meta)
 
 
 def cp(env: Env, src: str, dst: str) -> None:
@@ -57,10 +173,14 @@ def cp(env: Env, src: str, dst: str) -> None:
     if not vm_path.startswith("/"):
         raise SysboxError(f"{src if sname else dst}: the path in the container must be absolute")
     if dname:
-        _copy_in(env, _running(env, dname), spath, dpath, dst)
+        if not os.path.lexists(spath):
+            raise SysboxError(f"cp: {spath}: no such file or directory")
+        with _vm_end(env, dname) as end:
+            _copy_in(end, dname, spath, dpath, dst)
     else:
         assert sname is not None
-        _copy_out(env, _running(env, sname), spath, dpath, src)
+        with _vm_end(env, sname) as end:
+            _copy_out(end, sname, spath, dpath, src)
 
 
 def _as_root(ti: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -69,65 +189,41 @@ def _as_root(ti: tarfile.TarInfo) -> tarfile.TarInfo:
     return ti
 
 
-def _copy_in(env: Env, meta: dict[str, Any], src: str, dst: str, label: str) -> None:
-    if not os.path.lexists(src):
-        raise SysboxError(f"cp: {src}: no such file or directory")
+def _copy_in(end: _Running | _Stopped, name: str, src: str, dst: str, label: str) -> None:
     vm_dst = posixpath.normpath(dst)
-    if _vm_test(env, meta, "-d", vm_dst):
+    if end.test("-d", vm_dst):
         into, top = vm_dst, os.path.basename(os.path.abspath(src))
     else:
         into, top = posixpath.dirname(vm_dst), posixpath.basename(vm_dst)
-        if not _vm_test(env, meta, "-d", into):
-            raise SysboxError(f"{label}: no directory {into} in container {meta['name']}")
-    proc = subprocess.Popen(env.runtime() + ["exec", meta["id"], "tar", "-x", "-f", "-", "-C", into],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stderr is not None
-    failed: OSError | None = None
-    try:
-        with tarfile.open(fileobj=proc.stdin, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            tar.add(src, arcname=top, filter=_as_root)
-    except BrokenPipeError:
-        pass  # tar in the VM stopped reading: its error says why
-    except OSError as e:
-        failed = e
-        proc.kill()
-    finally:
+        if not end.test("-d", into):
+            raise SysboxError(f"{label}: no directory {into} in container {name}")
+
+    def write(stream: IO[bytes]) -> None:
         try:
-            proc.stdin.close()
+            with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(src, arcname=top, filter=_as_root)
         except BrokenPipeError:
-            pass
-    err = proc.stderr.read().decode(errors="replace").strip()
-    rc = proc.wait(timeout=600)
-    if failed is not None:
-        raise SysboxError(f"cp: {failed.filename or src}: {failed.strerror}")
-    if rc != 0:
-        raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
+            raise  # the VM's end stopped reading: its own error says why
+        except OSError as e:
+            raise SysboxError(f"cp: {e.filename or src}: {e.strerror}") from None
+
+    end.unpack(into, write, label)
 
 
-def _copy_out(env: Env, meta: dict[str, Any], src: str, dst: str, label: str) -> None:
+def _copy_out(end: _Running | _Stopped, name: str, src: str, dst: str, label: str) -> None:
     vm_src = posixpath.normpath(src)
     if vm_src == "/":
         raise SysboxError(f"{label}: copy a directory under /, not the whole root")
-    if not (_vm_test(env, meta, "-e", vm_src) or _vm_test(env, meta, "-L", vm_src)):
-        raise SysboxError(f"{label}: no such file or directory in container {meta['name']}")
+    if not end.test("-e", vm_src) and not end.test("-L", vm_src):
+        raise SysboxError(f"{label}: no such file or directory in container {name}")
     if os.path.isdir(dst):
         into, top = dst, posixpath.basename(vm_src)
     else:
         into, top = os.path.dirname(os.path.abspath(dst)), os.path.basename(os.path.abspath(dst))
         if not os.path.isdir(into):
             raise SysboxError(f"cp: {into}: no such directory")
-    proc = subprocess.Popen(env.runtime() + ["exec", meta["id"], "tar", "-c", "-f", "-", "-C",
-                                             posixpath.dirname(vm_src), posixpath.basename(vm_src)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        _extract(proc.stdout, posixpath.basename(vm_src), os.path.abspath(into), top, label)
-    finally:
-        proc.stdout.close()
-        err = proc.stderr.read().decode(errors="replace").strip()
-        rc = proc.wait(timeout=600)
-    if rc != 0:
-        raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
+    end.pack(posixpath.dirname(vm_src), posixpath.basename(vm_src),
+             lambda stream: _extract(stream, posixpath.basename(vm_src), os.path.abspath(into), top, label), label)
 
 
 def _member_path(name: str, arc_top: str, top: str) -> str | None:

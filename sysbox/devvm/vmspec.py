@@ -38,6 +38,20 @@ def parse_cpus(value: str) -> float:
     return n
 
 
+def parse_cpuset(value: str, online: int | None = None) -> str:
+    """--cpuset-cpus 0-1,3: which CPUs the VM may run on (what nproc counts)."""
+    online = online or os.cpu_count() or 1
+    cpus: set[int] = set()
+    for part in value.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
+        if not m or int(m.group(2) or m.group(1)) < int(m.group(1)):
+            raise SysboxError(f"--cpuset-cpus {value}: expected CPU numbers and ranges such as 0-1,3")
+        cpus.update(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+    if max(cpus) >= online:
+        raise SysboxError(f"--cpuset-cpus {value}: this host has CPUs 0-{online - 1}")
+    return value
+
+
 def parse_pids(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SysboxError(f"--pids-limit {value}: expected a positive number")
@@ -97,6 +111,8 @@ def apply(spec: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     if meta.get("cpus"):
         res["cpu"] = {**res.get("cpu", {}), "quota": round(float(meta["cpus"]) * CPU_PERIOD),
                       "period": CPU_PERIOD}
+    if meta.get("cpuset"):
+        res["cpu"] = {**res.get("cpu", {}), "cpus": meta["cpuset"]}
     if meta.get("pids"):
         res["pids"] = {"limit": int(meta["pids"])}
     if not res:

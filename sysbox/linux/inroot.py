@@ -10,6 +10,7 @@ outside it (the fork keeps only what Python opened with O_CLOEXEC off, which is 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from sysbox.linux import ns
 
@@ -60,3 +61,14 @@ def remove_files(root: str, paths: list[str]) -> int:
         return 0
 
     return ns.fork_and_wait(child, timeout=30)
+
+
+def run_in(root: str, work: Callable[[], int], timeout: float | None = None) -> int:
+    """work() in a forked child chroot()ed into `root` (so every path it opens resolves inside
+    the tree); returns its exit code: 0 or an errno."""
+    def child() -> int:
+        os.chroot(root)
+        os.chdir("/")
+        return work()
+
+    return ns.fork_and_wait(child, timeout=timeout)

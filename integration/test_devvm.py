@@ -349,6 +349,7 @@ def test_snapshot_restore_and_clone(devvm, busybox_archive):
     back = devvm("exec", "orig", "sh", "-c", "cat /root/state; stat -c %u /root/state; test -e /bin/ls && echo ls")
     assert back.stdout.split() == ["v1", "0", "ls"], back.stdout + back.stderr
     assert devvm("snapshot", "-l", "orig").stdout.split()[0] == "good"
+    assert "snapshot --list takes no SNAPSHOT" in one_error(devvm("snapshot", "-l", "orig", "other"))
 
     assert devvm("clone", "orig", "copy").returncode == 0  # from a running VM
     assert "container copy already exists" in one_error(devvm("clone", "orig", "copy"))

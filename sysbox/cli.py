@@ -231,13 +231,13 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from sysbox.errors import SysboxError
 
     env = _devvm_env(args)
-    if args.list or args.snapshot is None:
+    if args.list and args.snapshot:
+        raise SysboxError("snapshot --list takes no SNAPSHOT")
+    if args.snapshot is None:
         for row in snapshots.list_(env, args.name):
             print(f"{row['name']:<20} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row['created']))}"
                   + ("  (taken running)" if row.get("running") else ""))
         return 0
-    if args.list:
-        raise SysboxError("snapshot --list takes no SNAPSHOT")
     snapshots.snapshot(env, args.name, args.snapshot)
     print(f"{args.name}@{args.snapshot}")
     return 0

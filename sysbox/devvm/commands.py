@@ -23,7 +23,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from sysbox.devvm import cni, image, layer, vmspec
-from sysbox.devvm.store import Store
+from sysbox.devvm.store import Store, write_json
 from sysbox.errors import SysboxError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
@@ -166,28 +166,33 @@ def write_bundle(env: Env, meta: dict[str, Any]) -> None:
         spec = vmspec.apply(json.load(f), meta)
     bundle = os.path.join(env.store.cdir(meta["name"]), "bundle")
     os.makedirs(bundle, mode=0o711, exist_ok=True)
-    path = os.path.join(bundle, "config.json")
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(spec, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(bundle, "config.json"), spec)
+
+
+def write_into_layer(point: str, name: str, files: list[tuple[str, bytes, int, int]]) -> None:
+    """(path, data, mode, parent dirs' mode) written into a VM's mounted layer, resolved inside it."""
+    from sysbox.linux import inroot
+
+    for path, data, mode, dir_mode in files:
+        err = inroot.write_file(point, path, data, mode, dir_mode=dir_mode)
+        if err:
+            raise SysboxError(f"container {name}: writing {path} into its layer: {os.strerror(err)}")
+
+
+def identity_files(hostname: str) -> list[tuple[str, bytes, int, int]]:
+    """/etc/hostname and /etc/hosts of a VM called `hostname` (systemd sets the hostname from the file)."""
+    return [("/etc/hostname", f"{hostname}\n".encode(), 0o644, 0o755),
+            ("/etc/hosts", vmspec.hosts_file(hostname), 0o644, 0o755)]
 
 
 def _provision(env: Env, meta: dict[str, Any]) -> None:
     """What makes the machine this VM: its hostname, hosts and root's authorized_keys, written
-    into its own layer (so `hostnamectl` or a user's edits later persist), resolved inside it."""
-    from sysbox.linux import inroot
-
-    point = layer.mount(env.store, meta)
-    hostname = meta.get("hostname") or meta["name"]
-    files = [("/etc/hostname", f"{hostname}\n".encode(), 0o644, 0o755),
-             ("/etc/hosts", vmspec.hosts_file(hostname), 0o644, 0o755)]
+    into its own layer (so `hostnamectl` or a user's edits later persist).  The layer stays
+    mounted for _start (undone by _stop_runtime)."""
+    files = identity_files(meta.get("hostname") or meta["name"])
     if meta.get("ssh_keys"):
         files.append(("/root/.ssh/authorized_keys", "".join(k + "\n" for k in meta["ssh_keys"]).encode(), 0o600, 0o700))
-    for path, data, mode, dir_mode in files:  # the layer stays mounted for _start (undo: _stop_runtime)
-        err = inroot.write_file(point, path, data, mode, dir_mode=dir_mode)
-        if err:
-            raise SysboxError(f"container {meta['name']}: writing {path} into its layer: {os.strerror(err)}")
+    write_into_layer(layer.mount(env.store, meta), meta["name"], files)
 
 
 def run(env: Env, opts: RunOptions) -> str:
@@ -226,7 +231,6 @@ def _start(env: Env, meta: dict[str, Any]) -> None:
     cdir = env.store.cdir(meta["name"])
     os.makedirs(env.run_root, mode=0o711, exist_ok=True)
     if meta.get("layered"):
-        layer.unshift_if_stale(env.store, meta)
         layer.mount(env.store, meta)
     pid_file = os.path.join(cdir, "init.pid")
     os.close(os.open(os.path.join(cdir, "runtime.log"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # before runc
@@ -341,6 +345,7 @@ def _stop_runtime(env: Env, meta: dict[str, Any], timeout: float) -> None:
             env.store.save(meta)
     if meta.get("layered"):
         layer.unmount(env.store, meta)
+        layer.unshift_if_stale(env.store, meta)  # a run the runtime forgot (host crash): 0-based again
 
 
 def _detach_network(env: Env, meta: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from sysbox.devvm.progress import Bar
-from sysbox.devvm.store import Store
+from sysbox.devvm.store import Store, write_json
 from sysbox.errors import SysboxError
 
 
@@ -62,7 +62,7 @@ def import_image(store: Store, ref: str) -> str:
     _run(["skopeo", "--insecure-policy", "copy", "-q", transport, f"oci:{store.oci}:{tag}"], f"image {ref}")
     bar.finish()
     known[key] = tag
-    _write_json(index, known)
+    write_json(index, known)
     _remember(store, tag, path)
     return tag
 
@@ -70,7 +70,7 @@ def import_image(store: Store, ref: str) -> str:
 def _remember(store: Store, tag: str, path: str) -> None:
     tags = _tags(store)
     tags[tag] = {"name": display_name(path), "source": os.path.abspath(path), "imported": time.time()}
-    _write_json(os.path.join(store.images, "tags.json"), tags)
+    write_json(os.path.join(store.images, "tags.json"), tags)
 
 
 def display_name(path: str) -> str:
@@ -80,13 +80,6 @@ def display_name(path: str) -> str:
         if base.endswith(suffix) and len(base) > len(suffix):
             return base[: -len(suffix)]
     return base
-
-
-def _write_json(path: str, data: Any) -> None:
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -216,9 +209,9 @@ def remove_image(store: Store, tag: str) -> None:
         _run(["umoci", "gc", "--layout", store.oci], f"image {tag}")
     tags = _tags(store)
     tags.pop(tag, None)
-    _write_json(os.path.join(store.images, "tags.json"), tags)
+    write_json(os.path.join(store.images, "tags.json"), tags)
     index = os.path.join(store.images, "sources.json")
-    _write_json(index, {k: v for k, v in _read_json(index).items() if v != tag})
+    write_json(index, {k: v for k, v in _read_json(index).items() if v != tag})
 
 
 def _unpack(store: Store, tag: str, bundle: str, label: str) -> None:

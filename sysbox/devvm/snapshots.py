@@ -16,6 +16,7 @@ from typing import Any
 
 from sysbox.devvm import commands, layer
 from sysbox.devvm.commands import Env, check_name
+from sysbox.devvm.store import write_json
 from sysbox.errors import SysboxError
 from sysbox.linux.tree import remove_path
 
@@ -58,9 +59,7 @@ def snapshot(env: Env, name: str, snap: str) -> None:
         try:
             running = commands.status(env, meta) in ("running", "paused", "created")
             layer.copy_tree(_upper(env, meta), os.path.join(d, "upper"), meta.get("shifted"))
-            info = {"name": snap, "created": time.time(), "running": running}
-            with open(os.path.join(d, "snapshot.json"), "w") as f:
-                json.dump(info, f)
+            write_json(os.path.join(d, "snapshot.json"), {"name": snap, "created": time.time(), "running": running})
         except BaseException:
             remove_path(d)
             raise
@@ -75,7 +74,6 @@ def restore(env: Env, name: str, snap: str) -> None:
         if commands.status(env, meta) in ("running", "paused", "created"):
             raise SysboxError(f"container {name} is running: sysbox stop {name} first, then restore")
         commands.stop_quiet(env, meta)
-        layer.unshift_if_stale(env.store, meta)
         upper, work = layer.paths(env.store, meta)[1:3]
         new = upper + ".restoring"
         remove_path(new)
@@ -93,7 +91,6 @@ def clone(env: Env, name: str, new: str) -> dict[str, Any]:
     """A stopped copy of `name` called `new`: its own name as hostname, a fresh machine-id and
     ssh host keys, and no published ports (they would clash with the source's)."""
     check_name(new, "NEW")
-    from sysbox.devvm import vmspec
     from sysbox.linux import inroot
 
     with env.store.locked():
@@ -110,13 +107,8 @@ def clone(env: Env, name: str, new: str) -> dict[str, Any]:
             commands.write_bundle(env, meta)
             point = layer.mount(env.store, meta)
             try:
-                hostname = new
-                fresh = (("/etc/hostname", f"{hostname}\n".encode()), ("/etc/hosts", vmspec.hosts_file(hostname)),
-                         ("/etc/machine-id", b""))
-                for path, data in fresh:
-                    err = inroot.write_file(point, path, data)
-                    if err:
-                        raise SysboxError(f"container {new}: writing {path}: {os.strerror(err)}")
+                commands.write_into_layer(point, new, commands.identity_files(new)
+                                          + [("/etc/machine-id", b"", 0o644, 0o755)])
                 err = inroot.remove_files(point, [f"/etc/ssh/ssh_host_{k}_key{p}" for k in ("rsa", "ecdsa", "ed25519")
                                                   for p in ("", ".pub")])
                 if err:

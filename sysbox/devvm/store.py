@@ -26,6 +26,15 @@ from sysbox.errors import SysboxError
 DEFAULT_ROOT = "/var/lib/sysbox/devvm"
 
 
+def write_json(path: str, data: Any) -> None:
+    """Replace `path` with `data` as JSON, atomically, readable by host root only."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
 class Store:
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = os.path.abspath(root)
@@ -69,11 +78,7 @@ class Store:
     def save(self, meta: dict[str, Any]) -> None:
         d = self.cdir(meta["name"])
         os.makedirs(d, mode=0o711, exist_ok=True)
-        tmp = os.path.join(d, "meta.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f, indent=1)
-        os.replace(tmp, os.path.join(d, "meta.json"))
+        write_json(os.path.join(d, "meta.json"), meta)
 
     def names(self) -> list[str]:
         try:

@@ -20,7 +20,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from sysbox.devvm import commands
+from sysbox.devvm import commands, layer
 from sysbox.devvm.commands import NAME, Env
 from sysbox.errors import SysboxError
 
@@ -45,9 +45,15 @@ class _Running:
     def _exec(self, *argv: str) -> list[str]:
         return self.env.runtime() + ["exec", self.meta["id"], *argv]
 
-    def test(self, flag: str, path: str) -> bool:
-        return subprocess.run(self._exec("test", flag, path), capture_output=True, stdin=subprocess.DEVNULL,
+    def _test(self, *expr: str) -> bool:
+        return subprocess.run(self._exec("test", *expr), capture_output=True, stdin=subprocess.DEVNULL,
                               timeout=60, check=False).returncode == 0
+
+    def is_dir(self, path: str) -> bool:
+        return self._test("-d", path)
+
+    def exists(self, path: str) -> bool:
+        return self._test("-e", path, "-o", "-L", path)  # a dangling symlink is there too
 
     def unpack(self, into: str, write: Callable[[IO[bytes]], None], label: str) -> None:
         proc = subprocess.Popen(self._exec("tar", "-x", "-f", "-", "-C", into), stdin=subprocess.PIPE,
@@ -67,8 +73,7 @@ class _Running:
                 pass
             err = proc.stderr.read().decode(errors="replace").strip()
             rc = proc.wait(timeout=600)
-        if rc != 0:
-            raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
+        _check_tar(rc, err, label)
 
     def pack(self, parent: str, base: str, read: Callable[[IO[bytes]], None], label: str) -> None:
         proc = subprocess.Popen(self._exec("tar", "-c", "-f", "-", "-C", parent, base), stdin=subprocess.DEVNULL,
@@ -80,8 +85,12 @@ class _Running:
             proc.stdout.close()
             err = proc.stderr.read().decode(errors="replace").strip()
             rc = proc.wait(timeout=600)
-        if rc != 0:
-            raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
+        _check_tar(rc, err, label)
+
+
+def _check_tar(rc: int, err: str, label: str) -> None:
+    if rc != 0:
+        raise SysboxError(f"{label}: {(err.splitlines() or ['tar failed in the container'])[-1]}")
 
 
 class _Stopped:
@@ -91,11 +100,16 @@ class _Stopped:
     def __init__(self, root: str, cdir: str) -> None:
         self.root, self.cdir = root, cdir
 
-    def test(self, flag: str, path: str) -> bool:
+    def _holds(self, check: Callable[[str], bool], path: str) -> bool:
         from sysbox.linux import inroot
 
-        check = os.path.isdir if flag == "-d" else os.path.lexists
         return inroot.run_in(self.root, lambda: 0 if check(path) else 1, timeout=60) == 0
+
+    def is_dir(self, path: str) -> bool:
+        return self._holds(os.path.isdir, path)
+
+    def exists(self, path: str) -> bool:
+        return self._holds(os.path.lexists, path)
 
     def _scratch(self) -> int:
         return os.open(self.cdir, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)  # gone when closed
@@ -149,14 +163,11 @@ def _vm_end(env: Env, name: str) -> Iterator[_Running | _Stopped]:
         return
     if not meta.get("layered"):
         raise SysboxError(f"container {name} is not running: sysbox start {name} first")
-    from sysbox.devvm import layer
-
     with env.store.locked():  # no start, restore or rm while its layer is mounted here
         meta = env.store.load(name)
         if commands.status(env, meta) == "running":
             raise SysboxError(f"container {name} was started meanwhile; try again")
         commands.stop_quiet(env, meta)
-        layer.unshift_if_stale(env.store, meta)
         try:
             yield _Stopped(layer.mount(env.store, meta), env.store.cdir(name))
         finally:
@@ -191,11 +202,11 @@ def _as_root(ti: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def _copy_in(end: _Running | _Stopped, name: str, src: str, dst: str, label: str) -> None:
     vm_dst = posixpath.normpath(dst)
-    if end.test("-d", vm_dst):
+    if end.is_dir(vm_dst):
         into, top = vm_dst, os.path.basename(os.path.abspath(src))
     else:
         into, top = posixpath.dirname(vm_dst), posixpath.basename(vm_dst)
-        if not end.test("-d", into):
+        if not end.is_dir(into):
             raise SysboxError(f"{label}: no directory {into} in container {name}")
 
     def write(stream: IO[bytes]) -> None:
@@ -214,7 +225,7 @@ def _copy_out(end: _Running | _Stopped, name: str, src: str, dst: str, label: st
     vm_src = posixpath.normpath(src)
     if vm_src == "/":
         raise SysboxError(f"{label}: copy a directory under /, not the whole root")
-    if not end.test("-e", vm_src) and not end.test("-L", vm_src):
+    if not end.exists(vm_src):
         raise SysboxError(f"{label}: no such file or directory in container {name}")
     if os.path.isdir(dst):
         into, top = dst, posixpath.basename(vm_src)

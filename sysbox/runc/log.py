@@ -6,6 +6,7 @@ call failed; warnings (like a chown fallback) go there too, or to stderr without
 
 from __future__ import annotations
 
+import os
 import sys
 
 from sysbox.typing_lite import TYPE_CHECKING
@@ -34,8 +35,6 @@ def log(globals_: dict[str, Any], level: str, msg: str) -> None:
     else:
         line = f'time="{stamp}" level={level} msg={json.dumps(msg)}'
     try:
-        import os
-
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)  # host root's only
         with os.fdopen(fd, "a") as f:
             f.write(line + "\n")
